@@ -1,0 +1,89 @@
+"""Run profiles: the only place where ``tiny``, ``cpu`` and ``gpu`` runs differ.
+
+A profile changes configuration, never code. ``tiny`` is for CI (each
+chapter in seconds to a couple of minutes on 2 CPU cores), ``cpu`` for a
+laptop (minutes), ``gpu`` for Colab (the full recipe).
+
+The active profile comes from the ``DFH_PROFILE`` environment variable (the
+Makefile and nbval set it), else ``gpu`` when CUDA is available, else ``cpu``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+__all__ = ["Profile", "PROFILES", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Run-size settings shared by every chapter.
+
+    Attributes:
+        name: ``"tiny"``, ``"cpu"`` or ``"gpu"``.
+        bits: code lengths K evaluated by the chapters.
+        image_size: network input (height, width).
+        network: default hash network (see :mod:`dfh_lib.models`).
+        epochs / batch_size / lr / eval_every: training-loop settings.
+        lfw_min_faces: LFW identities kept (``min_faces_per_person``).
+        max_identities / max_images_per_identity: caps (None = all) that
+            keep ``tiny`` fast.
+        synth_identities / synth_images_per_identity / synth_size: the
+            embedded synthfaces dataset used when no real data is present.
+        amp: mixed precision on CUDA.
+    """
+
+    name: str
+    bits: tuple[int, ...] = (12, 24, 36, 48)
+    image_size: tuple[int, int] = (32, 32)
+    network: str = "ddh"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    eval_every: int = 5
+    lfw_min_faces: int = 20
+    max_identities: int | None = None
+    max_images_per_identity: int | None = None
+    synth_identities: int = 100
+    synth_images_per_identity: int = 20
+    synth_size: int = 64
+    amp: bool = False
+    num_workers: int = 0
+
+    def with_overrides(self, **changes) -> "Profile":
+        """A copy with some fields changed (e.g. ``epochs=5``)."""
+        unknown = set(changes) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown profile fields {sorted(unknown)}; "
+                             f"known: {sorted(self.__dataclass_fields__)}")
+        return replace(self, **changes)
+
+
+PROFILES = {
+    "tiny": Profile(name="tiny", epochs=2, batch_size=64, eval_every=1,
+                    max_identities=20, max_images_per_identity=20,
+                    synth_identities=20,
+                    synth_images_per_identity=12, synth_size=32),
+    "cpu": Profile(name="cpu", epochs=30, batch_size=128, eval_every=5),
+    "gpu": Profile(name="gpu", image_size=(64, 64), network="resnet18",
+                   epochs=100, batch_size=256, eval_every=10, synth_size=64,
+                   amp=True, num_workers=2),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile ``name``, else ``$DFH_PROFILE``, else gpu/cpu by CUDA."""
+    if name is None:
+        name = os.environ.get("DFH_PROFILE")
+    if name is None:
+        try:
+            import torch
+            name = "gpu" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            name = "cpu"
+    if isinstance(name, Profile):
+        return name
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
+                         "(or set DFH_PROFILE)")
+    return PROFILES[name]

@@ -1,0 +1,78 @@
+"""Results tables that carry their provenance.
+
+Every table in the book says which profile, dataset, split and device made
+it. :class:`Provenance` holds that; :func:`results_table` builds a pandas
+DataFrame with it in ``df.attrs``; :func:`save_results` writes CSV, Markdown
+and JSON side by side.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Provenance", "results_table", "save_results", "load_results"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a table's numbers come from."""
+
+    profile: str
+    dataset: str
+    split: str
+    device: str
+    extra: dict = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc)
+                         .strftime("%Y-%m-%d %H:%M UTC"))
+
+    def __str__(self) -> str:
+        extra = "".join(f" | {k}: {v}" for k, v in self.extra.items())
+        return (f"profile: {self.profile} | dataset: {self.dataset} | split: {self.split} "
+                f"| device: {self.device}{extra}")
+
+
+def results_table(rows: list[dict], provenance: Provenance, index=None) -> pd.DataFrame:
+    """A DataFrame of ``rows`` with ``provenance`` in ``df.attrs`` (shown by
+    :func:`dfh_lib.viz.show_table`)."""
+    df = pd.DataFrame(rows)
+    if index is not None:
+        df = df.set_index(index)
+    df.attrs["provenance"] = asdict(provenance)
+    return df
+
+
+def save_results(df: pd.DataFrame, path: str | Path) -> list[Path]:
+    """Write ``path.csv``, ``path.md`` and ``path.json`` (rows + provenance)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prov = df.attrs.get("provenance", {})
+    prov_line = str(Provenance(**prov)) if prov else "(no provenance)"
+    csv, md, js = (path.with_suffix(s) for s in (".csv", ".md", ".json"))
+    df.to_csv(csv)
+    md.write_text(df.to_markdown(floatfmt=".4f") + f"\n\n{prov_line}\n"
+                  if _has_tabulate() else df.to_string() + f"\n\n{prov_line}\n")
+    js.write_text(json.dumps({"provenance": prov, "python": platform.python_version(),
+                              "rows": json.loads(df.reset_index().to_json(orient="records"))},
+                             indent=1))
+    return [csv, md, js]
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`save_results` (its JSON), provenance included."""
+    data = json.loads(Path(path).with_suffix(".json").read_text())
+    df = pd.DataFrame(data["rows"])
+    df.attrs["provenance"] = data["provenance"]
+    return df
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401  (pandas' to_markdown needs it)
+    except ImportError:
+        return False
+    return True

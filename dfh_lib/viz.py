@@ -1,0 +1,119 @@
+"""Figures and tables for the book: face galleries, retrieval galleries,
+precision-recall curves, metric-vs-bits plots, tables with provenance."""
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["show_faces", "show_retrievals", "plot_pr_curves", "plot_metric_vs_bits",
+           "show_table", "figure_to_png"]
+
+
+def _face_axes(rows: int, cols: int, scale: float = 1.0):
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 * scale, rows * 1.05 * scale),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    return fig, axes
+
+
+def show_faces(dataset, num_identities: int = 6, per_identity: int = 8, seed: int = 0,
+               title: str | None = None):
+    """A gallery: one row per identity (chosen at random among those with
+    enough images), ``per_identity`` of its images, the name on the left."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(dataset.labels, minlength=dataset.num_identities)
+    eligible = np.flatnonzero(counts >= per_identity)
+    if not len(eligible):
+        eligible = np.flatnonzero(counts)
+    chosen = rng.choice(eligible, size=min(num_identities, len(eligible)), replace=False)
+    fig, axes = _face_axes(len(chosen), per_identity)
+    for row, label in zip(axes, chosen):
+        members = np.flatnonzero(dataset.labels == label)
+        members = rng.choice(members, size=min(per_identity, len(members)), replace=False)
+        for ax, i in zip(row, members):
+            ax.imshow(dataset.images[i])
+        row[0].set_ylabel(str(dataset.identity_names[label]).replace("_", " ")[:18],
+                          rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title or repr(dataset), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_retrievals(query, database, ranking, query_indices=None, k: int = 10,
+                    title: str | None = None):
+    """Query faces (left) and their top-``k`` database faces by Hamming
+    ranking; green frame = same identity, red = another identity.
+
+    ``ranking``: (num_queries, >= k) database indices, e.g. from
+    :func:`dfh_lib.metrics.hamming_ranking`.
+    """
+    ranking = np.asarray(ranking)
+    if query_indices is None:
+        query_indices = np.arange(min(4, len(query)))
+    fig, axes = _face_axes(len(query_indices), k + 1)
+    for row, q in zip(axes, query_indices):
+        row[0].imshow(query.images[q])
+        row[0].set_title("query", fontsize=7)
+        for ax, d in zip(row[1:], ranking[q, :k]):
+            ax.imshow(database.images[d])
+            correct = database.labels[d] == query.labels[q]
+            for spine in ax.spines.values():
+                spine.set_visible(True)
+                spine.set_color("tab:green" if correct else "tab:red")
+                spine.set_linewidth(2.5)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pr_curves(curves: dict, ax=None, title: str | None = None):
+    """Precision-recall curves: ``curves[name] = (precision, recall)`` arrays."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3.4))
+    for name, (precision, recall) in curves.items():
+        ax.plot(recall, precision, marker=".", markersize=3, label=name)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_metric_vs_bits(df, metric: str = "mAP", method_col: str = "method",
+                        bits_col: str = "bits", ax=None):
+    """One line per method: ``metric`` against code length."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3.2))
+    data = df.reset_index()
+    for method, rows in data.groupby(method_col, sort=False):
+        rows = rows.sort_values(bits_col)
+        ax.plot(rows[bits_col], rows[metric], marker="o", label=method)
+    ax.set(xlabel="bits K", ylabel=metric, xticks=sorted(data[bits_col].unique()))
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def show_table(df, precision: int = 4):
+    """A styled table captioned with its provenance (profile, dataset, split, device)."""
+    from .results import Provenance
+
+    prov = df.attrs.get("provenance")
+    caption = str(Provenance(**prov)) if prov else ""
+    return df.style.format(precision=precision).set_caption(caption).set_table_styles(
+        [{"selector": "caption", "props": "caption-side: bottom; font-size: 0.8em;"}])
+
+
+def figure_to_png(fig, dpi: int = 90) -> bytes:
+    """PNG bytes of a matplotlib figure (closed afterwards) — for widgets."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()

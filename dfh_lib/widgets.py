@@ -1,0 +1,54 @@
+"""ipywidgets explorers that also work in the static book.
+
+A live callback needs a kernel; the rendered book has none. So an explorer
+renders one view per option up front (a figure or HTML) and links the
+selector to a :class:`ipywidgets.Stack` in the browser with ``jslink``: the
+same widget works in Jupyter, on Colab and in the static HTML. Keep the
+options few and the views cheap.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+__all__ = ["precomputed_explorer"]
+
+
+def _to_widget(view):
+    import ipywidgets as w
+    from matplotlib.figure import Figure
+
+    from .viz import figure_to_png
+
+    if isinstance(view, Figure):
+        return w.Image(value=figure_to_png(view), format="png",
+                       layout=w.Layout(max_width="100%", height="auto"))
+    if hasattr(view, "to_html"):  # a pandas Styler or DataFrame
+        return w.HTML(view.to_html())
+    if isinstance(view, str):
+        return w.HTML(view)
+    if isinstance(view, (list, tuple)):
+        return w.VBox([_to_widget(v) for v in view])
+    raise TypeError(f"a view must be a matplotlib Figure, HTML string, DataFrame/Styler "
+                    f"or a list of those; got {type(view).__name__}")
+
+
+def precomputed_explorer(options: Sequence, render: Callable, description: str = "",
+                         slider: bool = True):
+    """A selector over ``options`` showing ``render(option)`` for the chosen one.
+
+    ``render`` returns a matplotlib Figure, an HTML string, a DataFrame/Styler,
+    or a list of these. All views are rendered now, then switched in the
+    browser, so the widget keeps working in the static book.
+    """
+    import ipywidgets as w
+
+    options = list(options)
+    if not options:
+        raise ValueError("precomputed_explorer needs at least one option")
+    views = w.Stack([_to_widget(render(option)) for option in options], selected_index=0)
+    labels = [str(o) for o in options]
+    selector_cls = w.SelectionSlider if slider else w.ToggleButtons
+    selector = selector_cls(options=labels, value=labels[0], description=description,
+                            style={"description_width": "initial"})
+    w.jslink((selector, "index"), (views, "selected_index"))
+    return w.VBox([selector, views])

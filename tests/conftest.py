@@ -1,0 +1,28 @@
+"""Shared fixtures. Real-data tests need ``DFH_DATA_DIR`` (CI points it at
+``../shared/data``); without it they skip and say why."""
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The real face-data folder (LFW, ORL, CelebA subset), or skip."""
+    value = os.environ.get("DFH_DATA_DIR")
+    if not value:
+        pytest.skip("real face data not configured: set DFH_DATA_DIR (CI uses ../shared/data)")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"DFH_DATA_DIR={value} is not a folder")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _writable_cache(tmp_path_factory, monkeypatch):
+    """Keep every cache the library writes (e.g. scikit-learn's LFW joblib
+    cache) in one session-wide temporary folder, never in the data folder."""
+    cache = tmp_path_factory.getbasetemp() / "dfh_cache"
+    cache.mkdir(exist_ok=True)
+    if "DFH_CACHE_DIR" not in os.environ:
+        monkeypatch.setenv("DFH_CACHE_DIR", str(cache))

@@ -1,0 +1,59 @@
+"""Profiles, results tables with provenance, figures and widgets."""
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from dfh_lib import profiles, results, viz, widgets  # noqa: E402
+from dfh_lib.data.dataset import FaceDataset  # noqa: E402
+
+
+def test_profiles_select_by_name_env_and_override(monkeypatch):
+    assert profiles.get_profile("tiny").epochs < profiles.get_profile("cpu").epochs
+    monkeypatch.setenv("DFH_PROFILE", "tiny")
+    assert profiles.get_profile().name == "tiny"
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.get_profile("huge")
+    assert profiles.get_profile("cpu").with_overrides(epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="unknown profile fields"):
+        profiles.get_profile("cpu").with_overrides(epoch=3)
+
+
+def test_results_round_trip_keeps_provenance(tmp_path):
+    prov = results.Provenance("tiny", "lfw", "query vs database", "cpu")
+    df = results.results_table([{"method": "LSH", "bits": 12, "mAP": 0.1}], prov)
+    paths = results.save_results(df, tmp_path / "table")
+    assert [p.suffix for p in paths] == [".csv", ".md", ".json"]
+    assert "profile: tiny | dataset: lfw" in (tmp_path / "table.md").read_text()
+    back = results.load_results(tmp_path / "table")
+    assert back.attrs["provenance"]["device"] == "cpu" and back["mAP"].iloc[0] == 0.1
+    assert "profile: tiny" in viz.show_table(df).to_html()
+
+
+def faces():
+    rng = np.random.default_rng(0)
+    return FaceDataset(rng.integers(0, 255, (12, 8, 8, 3), dtype=np.uint8),
+                       np.repeat([0, 1, 2], 4), ["a", "b", "c"])
+
+
+def test_galleries_and_curves_draw():
+    ds = faces()
+    assert len(viz.show_faces(ds, num_identities=2, per_identity=3).axes) == 6
+    ranking = np.tile(np.arange(12), (12, 1))
+    fig = viz.show_retrievals(ds, ds, ranking, query_indices=[0, 5], k=4)
+    assert len(fig.axes) == 10
+    fig = viz.plot_pr_curves({"LSH": (np.array([1, .5]), np.array([.1, 1]))})
+    assert viz.figure_to_png(fig)[:4] == b"\x89PNG"
+
+
+def test_precomputed_explorer_links_selector_to_views():
+    import matplotlib.pyplot as plt
+
+    box = widgets.precomputed_explorer([12, 24], lambda k: plt.figure(), "bits")
+    selector, stack = box.children
+    assert list(selector.options) == ["12", "24"] and len(stack.children) == 2
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        widgets.precomputed_explorer([1], lambda k: 42)
+    with pytest.raises(ValueError, match="at least one option"):
+        widgets.precomputed_explorer([], str)
