@@ -30,6 +30,17 @@ class Provenance:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc)
                          .strftime("%Y-%m-%d %H:%M UTC"))
 
+    @classmethod
+    def of(cls, run, splits, split: str, **extra) -> "Provenance":
+        """Provenance of a chapter run (:func:`dfh_lib.runtime.setup_notebook`)
+        on ``splits`` (:class:`~dfh_lib.data.RetrievalSplits`)."""
+        from .runtime import describe_device
+
+        db = splits.database
+        dataset = (f"{db.name} ({db.num_identities} identities; {len(splits.query)} queries, "
+                   f"{len(db)} database images, {db.image_size[0]}x{db.image_size[1]} px)")
+        return cls(run.profile.name, dataset, split, describe_device(run.device), extra)
+
     def __str__(self) -> str:
         extra = "".join(f" | {k}: {v}" for k, v in self.extra.items())
         return (f"profile: {self.profile} | dataset: {self.dataset} | split: {self.split} "
