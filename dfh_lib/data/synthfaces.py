@@ -22,7 +22,7 @@ image-level attributes (eyeglasses or sunglasses, hat).
 =====================  =====  ===========================================
 name                   freq.  level
 =====================  =====  ===========================================
-Bangs                  0.20   identity (fringe hairstyle)
+Bangs                  0.21   identity (fringe hairstyle)
 Black_Hair             0.30   identity
 Blond_Hair             0.20   identity
 Brown_Hair             0.30   identity
@@ -30,9 +30,9 @@ Eyeglasses             0.27   image (some identities wear them often)
 Gray_Hair              0.12   identity (the rest of hair is red/auburn)
 Male                   0.50   identity
 Mouth_Slightly_Open    0.30   image
-Mustache               0.19   identity
-No_Beard               0.75   identity (full beard or goatee otherwise)
-Smiling                0.47   image (each identity has its own rate)
+Mustache               0.20   identity
+No_Beard               0.74   identity (full beard or goatee otherwise)
+Smiling                0.48   image (each identity has its own rate)
 Wearing_Hat            0.18   image
 =====================  =====  ===========================================
 
@@ -42,10 +42,14 @@ its image ``j`` from ``SeedSequence(seed, spawn_key=(i, j))``. A small dataset
 (e.g. the ``tiny`` profile) is therefore the first faces of a large one.
 
 Rendering is vectorised over a batch of images: each part is a signed
-distance function evaluated on every pixel, and its edge is antialiased by
-its coverage of the pixel (``0.5 - distance / pixel_size``), so nothing is
-drawn at a higher resolution. Only exactly rounded float operations touch the
-pixels (no ``sin``/``exp``), so the bytes do not depend on the batch layout.
+distance function evaluated on the pixel window that holds it, and its edge
+is antialiased by its coverage of the pixel (``0.5 - distance / pixel_size``),
+so nothing is drawn at a higher resolution. Only exactly rounded float
+operations touch the pixels (no ``sin``/``exp``), and a part never reaches
+outside its window, so the bytes do not depend on how images are batched.
+
+Speed (2 CPU cores, numpy): about 4 s for the default 100 x 20 images at
+64 px, 1.5 s at 32 px.
 """
 from __future__ import annotations
 
@@ -166,8 +170,8 @@ def _face_geometry(rng: np.random.Generator, male: bool) -> dict:
 
 
 def _hairstyle(rng: np.random.Generator, style: str, male: bool) -> dict:
-    """Hair cap thickness, hairline and side drop (relative to the face centre),
-    back-hair length (0 = none), and the hair texture frequencies."""
+    """Hair cap thickness, hairline height over the eyes and at the temples
+    (relative to the face centre), back-hair length (0 = none), texture."""
     u = rng.uniform
     fringe = style == "bangs"
     long_bangs = not male and rng.random() < 0.7
@@ -177,7 +181,7 @@ def _hairstyle(rng: np.random.Generator, style: str, male: bool) -> dict:
         hair_thick=u(0.12, 0.19) if style == "volume" else u(0.035, 0.075),
         hairline=u(-0.19, -0.14) if fringe else u(-0.40, -0.28),
         side_drop=u(0.12, 0.3) if back else u(-0.02, 0.08), hair_back=back,
-        bald=style == "bald", part=u(-0.12, 0.12),
+        bald=style == "bald", part_tilt=u(-0.12, 0.12),  # a side part tilts the hairline
         jag=u(0.03, 0.05) if fringe else u(0.01, 0.025), jag_f=u(6, 12),
         hair_f1=u(25, 45), hair_f2=u(8, 16), hair_ph=u(0, 1, 2))
 
@@ -235,7 +239,7 @@ def _layout(person: dict, photo: dict) -> dict:
     out = {k: person[k] for k in (
         "fw", "fh_top", "fh_bot", "jaw", "skin", "hair", "eye_colour", "lip", "lash",
         "brow_thick", "brow_arch", "brow_tilt", "nose_w", "lip_top", "lip_bot", "neck_w",
-        "beard_density", "side_drop", "part", "jag", "jag_f", "hair_back", "hair_f1",
+        "beard_density", "side_drop", "part_tilt", "jag", "jag_f", "hair_back", "hair_f1",
         "hair_f2", "hair_ph")}
     out.update({k: photo[k] for k in (
         "scale", "tx", "ty", "smile", "open", "light", "ambient", "brightness", "contrast",
@@ -441,7 +445,7 @@ def _draw_back_hair(c: _Canvas) -> None:
     bottom = c.v("face_cy") + c.v("hair_back")
     d = _ellipse(c.x, c.y, c.v("hair_cx"), (top + bottom) / 2,
                  c.v("fw") + c.v("hair_thick") + 0.05, (bottom - top) / 2)
-    c.paint(_hair_colour(c, 0.8), c.cover(d) * (c.v("hair_back") > 0))
+    c.paint(_hair_colour(c, 0.8), c.cover(d))
 
 
 def _draw_body(c: _Canvas) -> None:
@@ -483,7 +487,8 @@ def _draw_face(c: _Canvas) -> None:
 def _draw_beard(c: _Canvas) -> None:
     """Full beard (jaw + sideburns) or goatee, in a darker hair colour."""
     p = c.p
-    c = c.crop(p["face_cx"] - p["fw"], p["face_cx"] + p["fw"], p["eye_y"], p["face_cy"] + p["fh_bot"])
+    c = c.crop(p["face_cx"] - p["fw"], p["face_cx"] + p["fw"],
+               p["eye_y"], p["face_cy"] + p["fh_bot"])
     fx = (c.x - c.v("face_cx")) / c.v("fw")
     line = c.v("mouth_y") - 0.045 - (c.v("mouth_y") - c.v("eye_y") - 0.03) * fx * fx
     full = c.cover(line - c.y) * c.v("full_beard")
@@ -496,12 +501,14 @@ def _draw_beard(c: _Canvas) -> None:
 def _draw_nose(c: _Canvas) -> None:
     """Shadow along the bridge on the unlit side, a soft base, two nostrils."""
     p = c.p
-    left, right = np.minimum(p["nose_x"], p["bridge_x"]), np.maximum(p["nose_x"], p["bridge_x"])
-    c = c.crop(left - p["nose_w"] - 0.05, right + p["nose_w"] + 0.05, p["eye_y"], p["nose_y"] + 0.04)
+    left = np.minimum(p["nose_x"], p["bridge_x"]) - p["nose_w"] - 0.05
+    right = np.maximum(p["nose_x"], p["bridge_x"]) + p["nose_w"] + 0.05
+    c = c.crop(left, right, p["eye_y"], p["nose_y"] + 0.04)
     dark = c.rgb("skin") * 0.5
     top, tip = c.v("eye_y"), c.v("nose_y")
     bx = c.v("bridge_x") - 0.03 * c.v("light_side")
-    c.paint(dark, c.cover(_ellipse(c.x, c.y, bx, (top + tip) / 2, 0.02, (tip - top) / 2)) * 0.35)
+    bridge = _ellipse(c.x, c.y, bx, (top + tip) / 2, 0.02, (tip - top) / 2)
+    c.paint(dark, c.cover(bridge) * 0.35)
     base = _ellipse(c.x, c.y, c.v("nose_x"), tip, c.v("nose_w"), 0.032)
     c.paint(dark, c.cover(base) * np.clip((c.y - tip + 0.01) * 40, 0, 1) * 0.5)
     for s in (-1, 1):
@@ -541,7 +548,8 @@ def _draw_eyes(c: _Canvas) -> None:
         reach_x, reach_y = p["eye_w"][:, s] + p["lash"], p["eye_h"] + 2 * p["lash"]
         c = root.crop(p["eye_x"][:, s] - reach_x, p["eye_x"][:, s] + reach_x,
                       p["eye_y"] - reach_y, p["eye_y"] + reach_y)
-        ex, ey, ew, eh, lash = c.v("eye_x", s), c.v("eye_y"), c.v("eye_w", s), c.v("eye_h"), c.v("lash")
+        ex, ew, ey, eh = c.v("eye_x", s), c.v("eye_w", s), c.v("eye_y"), c.v("eye_h")
+        lash = c.v("lash")
         lid = _ellipse(c.x, c.y, ex, ey - lash * 0.6, ew + lash, eh + lash * 1.4)
         c.paint(np.float32((0.12, 0.08, 0.07)), c.cover(lid))
         white = c.cover(_ellipse(c.x, c.y, ex, ey, ew, eh))
@@ -559,8 +567,8 @@ def _draw_brows(c: _Canvas) -> None:
     p, root = c.p, c
     for s, sign in ((0, -1), (1, 1)):
         reach = p["brow_arch"] + 0.03 * np.abs(p["brow_tilt"]) + p["brow_thick"]
-        c = root.crop(p["brow_x"][:, s] - p["brow_len"][:, s], p["brow_x"][:, s] + p["brow_len"][:, s],
-                      p["brow_y"] - reach, p["brow_y"] + reach)
+        x, half_len = p["brow_x"][:, s], p["brow_len"][:, s]
+        c = root.crop(x - half_len, x + half_len, p["brow_y"] - reach, p["brow_y"] + reach)
         t = (c.x - c.v("brow_x", s)) / c.v("brow_len", s) * sign  # -1 inner .. 1 outer
         mid = c.v("brow_y") - c.v("brow_arch") * (1 - t * t) + c.v("brow_tilt") * 0.03 * t
         half = c.v("brow_thick") * (0.6 - 0.2 * t) * 0.8
@@ -572,14 +580,15 @@ def _draw_hair(c: _Canvas) -> None:
     """The hair cap above a jagged hairline (fringe for bangs, side patches if bald)."""
     p = c.p
     half_w, top = p["fw"] + p["hair_thick"], p["face_cy"] - p["fh_top"] - p["hair_thick"]
-    # the hairline's lowest point: side_drop, plus the part tilt and the jags
-    c = c.crop(p["hair_cx"] - half_w, p["hair_cx"] + half_w, top, p["face_cy"] + p["side_drop"] + 0.15)
+    bottom = p["face_cy"] + p["side_drop"] + 0.15  # lowest hairline: side drop + tilt + jags
+    c = c.crop(p["hair_cx"] - half_w, p["hair_cx"] + half_w, top, bottom)
     x, y = c.x - c.v("hair_cx"), c.y - c.v("face_cy")
     fw, thick = c.v("fw"), c.v("hair_thick")
     head = _ellipse(x, y, 0, 0, fw + thick, c.v("fh_top") + thick)
     temple = np.clip((np.abs(x) / fw - 0.6) / 0.4, 0, 1)  # 0 over the eyes, 1 at the ears
-    line = (c.v("hairline") + c.v("part") * x + (c.v("side_drop") - c.v("hairline")) * temple * temple
-            + c.v("jag") * (_tri(x * c.v("jag_f")) - 0.5))
+    drop = (c.v("side_drop") - c.v("hairline")) * temple * temple
+    jags = c.v("jag") * (_tri(x * c.v("jag_f")) - 0.5)
+    line = c.v("hairline") + c.v("part_tilt") * x + drop + jags
     d = np.maximum(head, y - line)
     d = np.where(c.v("bald") > 0, np.maximum(d, -0.2 - y), d)  # bald: only below the crown
     c.paint(_hair_colour(c), c.cover(d))
@@ -598,11 +607,11 @@ def _draw_hat(c: _Canvas) -> None:
     width = c.v("fw") + c.v("hair_thick") + 0.05
     top = -(c.v("fh_top") + c.v("hair_thick") + c.v("hat_height"))
     crown = np.maximum(_ellipse(x, y, 0, band, width, band - top), y - band)
-    beanie = c.v("hat_brim") == 0
-    brim = _ellipse(x, y, 0, band, width + c.v("hat_brim"), np.where(beanie, np.float32(0.06), np.float32(0.03)))
+    cuff = np.where(c.v("hat_brim") > 0, np.float32(0.03), np.float32(0.06))  # beanie: thick
+    brim = _ellipse(x, y, 0, band, width + c.v("hat_brim"), cuff)
     stripe = np.clip(1 - np.abs(y - band + 0.07) * 40, 0, 1)
     light = (0.45 + 0.55 * c.shade) * (1 - 0.35 * stripe)
-    c.paint(c.rgb("hat_colour") * light[..., None], c.cover(np.minimum(crown, brim)) * c.v("hat"))
+    c.paint(c.rgb("hat_colour") * light[..., None], c.cover(np.minimum(crown, brim)))
 
 
 @_only_where("glasses")
@@ -611,21 +620,21 @@ def _draw_glasses(c: _Canvas) -> None:
     p = c.p
     reach = np.maximum(p["eye_h"] * 2.3, 0.06) + p["rim_w"]
     c = c.crop(p["ear_x"][:, 0], p["ear_x"][:, 1], p["eye_y"] - reach, p["eye_y"] + reach + 0.01)
-    on, rim = c.v("glasses"), c.rgb("rim_colour")
+    rim = c.rgb("rim_colour")
     y0, half_w = c.v("eye_y") + 0.005, c.v("rim_w") * 0.5
     edges = []
     for s in (0, 1):
         a, b = c.v("eye_w", s) * 1.5, np.maximum(c.v("eye_h") * 2.3, 0.06)
         d = _ellipse(c.x, c.y, c.v("eye_x", s), y0, a, b)
-        c.paint(np.float32((0.05, 0.05, 0.07)), c.cover(d) * on * (0.12 + 0.75 * c.v("sunglasses")))
-        c.paint(rim, c.cover(np.abs(d) - half_w) * on)
+        c.paint(np.float32((0.05, 0.05, 0.07)), c.cover(d) * (0.12 + 0.75 * c.v("sunglasses")))
+        c.paint(rim, c.cover(np.abs(d) - half_w))
         edges.append((c.v("eye_x", s) - a, c.v("eye_x", s) + a))
     bar = np.abs(c.y - y0 + 0.02) - half_w * 0.8
     bridge = np.maximum(bar, np.maximum(edges[0][1] - c.x, c.x - edges[1][0]))
     temples = np.maximum(bar, np.maximum((c.v("ear_x", 0) + 0.02) - c.x,
                                          c.x - (c.v("ear_x", 1) - 0.02)))
     temples = np.maximum(temples, -np.maximum(edges[0][0] - c.x, c.x - edges[1][1]))
-    c.paint(rim, c.cover(np.minimum(bridge, temples)) * on)
+    c.paint(rim, c.cover(np.minimum(bridge, temples)))
 
 
 _LAYERS = (_draw_back_hair, _draw_body, _draw_face, _draw_beard, _draw_nose, _draw_mouth,
@@ -635,6 +644,6 @@ _LAYERS = (_draw_back_hair, _draw_body, _draw_face, _draw_beard, _draw_nose, _dr
 def _finish(img: np.ndarray, p: dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
     """Camera: tint, contrast, brightness and sensor noise; then to uint8."""
     img = img * p["tint"][:, None, None, :]
-    img = (img - 0.5) * p["contrast"][:, None, None, None] + 0.5 + p["brightness"][:, None, None, None]
-    img = img + noise
+    contrast, brightness = (p[k][:, None, None, None] for k in ("contrast", "brightness"))
+    img = (img - 0.5) * contrast + 0.5 + brightness + noise
     return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
