@@ -11,9 +11,14 @@ __all__ = ["show_faces", "show_retrievals", "plot_pr_curves", "plot_metric_vs_bi
            "show_table", "figure_to_png"]
 
 
-def _face_axes(rows: int, cols: int, scale: float = 1.0):
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 * scale, rows * 1.05 * scale),
-                             squeeze=False)
+def _face_axes(rows: int, cols: int, image_size=(64, 64), left: float = 1.2):
+    # about one screen pixel per image pixel at 100 dpi: sharp faces, small PNGs;
+    # `left` inches of margin hold the row labels
+    height, width = (max(s, 40) / 85 for s in image_size)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * width + left, rows * height + 0.5),
+                             squeeze=False, gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+    fig.subplots_adjust(left=left / (cols * width + left), right=0.99, bottom=0.01,
+                        top=1 - 0.4 / (rows * height + 0.5))
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
         for spine in ax.spines.values():
@@ -31,16 +36,15 @@ def show_faces(dataset, num_identities: int = 6, per_identity: int = 8, seed: in
     if not len(eligible):
         eligible = np.flatnonzero(counts)
     chosen = rng.choice(eligible, size=min(num_identities, len(eligible)), replace=False)
-    fig, axes = _face_axes(len(chosen), per_identity)
+    fig, axes = _face_axes(len(chosen), per_identity, dataset.image_size)
     for row, label in zip(axes, chosen):
         members = np.flatnonzero(dataset.labels == label)
         members = rng.choice(members, size=min(per_identity, len(members)), replace=False)
         for ax, i in zip(row, members):
             ax.imshow(dataset.images[i])
         row[0].set_ylabel(str(dataset.identity_names[label]).replace("_", " ")[:18],
-                          rotation=0, ha="right", va="center", fontsize=8)
+                          rotation=0, ha="right", va="center", fontsize=7)
     fig.suptitle(title or repr(dataset), fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -55,10 +59,10 @@ def show_retrievals(query, database, ranking, query_indices=None, k: int = 10,
     ranking = np.asarray(ranking)
     if query_indices is None:
         query_indices = np.arange(min(4, len(query)))
-    fig, axes = _face_axes(len(query_indices), k + 1)
+    fig, axes = _face_axes(len(query_indices), k + 1, query.image_size, left=0.35)
     for row, q in zip(axes, query_indices):
         row[0].imshow(query.images[q])
-        row[0].set_title("query", fontsize=7)
+        row[0].set_ylabel("query", fontsize=7)
         for ax, d in zip(row[1:], ranking[q, :k]):
             ax.imshow(database.images[d])
             correct = database.labels[d] == query.labels[q]
@@ -68,7 +72,6 @@ def show_retrievals(query, database, ranking, query_indices=None, k: int = 10,
                 spine.set_linewidth(2.5)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     return fig
 
 

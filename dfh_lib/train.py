@@ -1,0 +1,651 @@
+"""The one training loop every method and chapter uses.
+
+``fit(model, loss, splits, config)`` trains a hash network with a hash loss
+(see the contract in :mod:`dfh_lib.losses`), selects the model on
+``splits.val_query`` against ``splits.train`` (never the query set), writes
+a resumable checkpoint every epoch and returns a :class:`History`.
+
+Reproducibility contract: on CPU with ``deterministic=True`` a run that is
+killed and resumed from its ``run_dir`` ends with exactly the same weights
+as an uninterrupted run with the same seed (the checkpoint holds the model,
+loss, optimizer, scheduler, scaler and every random-number state).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data.book_data import book_splits
+from .data.dataset import FaceDataset, RetrievalSplits
+from .metrics import binarize, evaluate_retrieval
+from .profiles import Profile, get_profile
+from .runtime import get_device, seed_everything
+
+__all__ = ["TrainConfig", "History", "fit", "encode",
+           "evaluate", "train_method", "main_train"]
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+_FORMAT = "dfh_lib.checkpoint/1"
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+_SCHEDULES = ("cosine", "none")
+# fields that only change what is measured, not the trained weights
+_NOT_IN_FINGERPRINT = ("eval_every",)
+
+
+# ----------------------------------------------------------------------------
+# configuration
+# ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Attributes:
+        method: loss name (e.g. ``"dpsh"``); recorded, and used by
+            :func:`train_method` to build the loss.
+        bits: code length K.
+        network: hash network name (see :func:`dfh_lib.models.build_model`).
+        epochs / batch_size / lr / weight_decay: the usual.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9).
+        schedule: ``"cosine"`` (per-epoch cosine decay to 0) or ``"none"``.
+        eval_every: validate every this many epochs (and after the last).
+        seed: seeds python/numpy/torch and the shuffling generator.
+        deterministic: force deterministic kernels (bit-exact resume).
+        amp: mixed precision on CUDA (bf16 where supported, else fp16).
+        image_size: (height, width) the training images are resized to.
+        augment: random horizontal flip + padded random crop per batch.
+    """
+
+    method: str
+    bits: int
+    network: str = "ddh"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    schedule: str = "cosine"
+    eval_every: int = 5
+    seed: int = 0
+    deterministic: bool = False
+    amp: bool = False
+    image_size: tuple[int, int] = (32, 32)
+    augment: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        for name in ("bits", "epochs", "batch_size", "eval_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"need lr > 0 and weight_decay >= 0; got lr={self.lr}, "
+                             f"weight_decay={self.weight_decay}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}; got {self.optimizer!r}")
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"image_size must be (height, width); got {self.image_size}")
+
+    @classmethod
+    def from_profile(cls, profile: Profile | str | None = None, **overrides) -> "TrainConfig":
+        """A config with a profile's loop settings; ``overrides`` must give
+        ``method`` and ``bits`` and may change any other field."""
+        profile = get_profile(profile)
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}; "
+                             f"known: {sorted(f.name for f in fields(cls))}")
+        base = dict(network=profile.network, epochs=profile.epochs,
+                    batch_size=profile.batch_size, lr=profile.lr,
+                    eval_every=profile.eval_every, amp=profile.amp,
+                    image_size=profile.image_size)
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict:
+        """The fields as JSON-ready primitives."""
+        return {**asdict(self), "image_size": list(self.image_size)}
+
+    def fingerprint(self) -> str:
+        """A stable 16-hex-digit hash of the fields that define the trained
+        weights (all but ``eval_every``); a checkpoint is only resumed by a
+        config with the same fingerprint."""
+        defining = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+        text = json.dumps(defining, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------
+# history
+# ----------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """Per-epoch records of one run.
+
+    Each record holds ``epoch`` (1-based, epochs completed), ``lr``,
+    ``time_s`` (training time of the epoch), ``loss`` and every loss term
+    (epoch means), and on evaluated epochs the validation metrics prefixed
+    ``val_`` (``val_mAP``, ``val_mAP_tie_aware``, ...).
+    """
+
+    records: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    select_metric: str = "val_mAP"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def append(self, record: dict) -> None:
+        self.records.append(dict(record))
+
+    def column(self, name: str) -> list:
+        """Values of ``name`` per epoch (None where it was not recorded)."""
+        return [r.get(name) for r in self.records]
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch with the highest ``select_metric`` (earliest on ties),
+        or None before the first evaluation."""
+        scored = [(r[self.select_metric], -r["epoch"]) for r in self.records
+                  if r.get(self.select_metric) is not None]
+        return -max(scored)[1] if scored else None
+
+    def to_frame(self):
+        """The records as a ``pandas.DataFrame`` indexed by epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records).set_index("epoch")
+
+    def to_csv(self, path) -> None:
+        self.to_frame().to_csv(path)
+
+    def to_dict(self) -> dict:
+        return {"records": self.records, "config": self.config,
+                "select_metric": self.select_metric}
+
+    def to_json(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_json(cls, path) -> "History":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+# ----------------------------------------------------------------------------
+# inputs, encoding and evaluation
+# ----------------------------------------------------------------------------
+
+def _image_tensor(data, image_size=None) -> torch.Tensor:
+    """(N, 3, H, W) images from a FaceDataset (uint8, resized once to
+    ``image_size``) or a tensor (uint8, or float in [0, 1], used as is)."""
+    if isinstance(data, FaceDataset):
+        if image_size is not None:
+            data = data.resized(tuple(image_size))
+        return torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
+    if not isinstance(data, torch.Tensor) or data.ndim != 4 or data.shape[1] != 3:
+        got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+        raise ValueError(f"images must be a FaceDataset or a tensor of shape (N, 3, H, W); "
+                         f"got {got}")
+    return data
+
+
+def _as_input(images: torch.Tensor, device) -> torch.Tensor:
+    """A batch as the float [0, 1] input networks expect (uint8 is kept in
+    storage: 4x less memory than float for the cached training set)."""
+    images = images.to(device, non_blocking=True)
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
+def _images_labels(data, image_size=None):
+    """``(images, labels)`` from a FaceDataset or an ``(images, labels)`` pair."""
+    if isinstance(data, FaceDataset):
+        return _image_tensor(data, image_size), torch.from_numpy(data.labels)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return _image_tensor(data[0]), torch.as_tensor(data[1])
+    raise ValueError(f"query/database must be a FaceDataset or an (images, labels) pair; "
+                     f"got {type(data).__name__}")
+
+
+@torch.no_grad()
+def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
+           image_size=None) -> torch.Tensor:
+    """Relaxed codes of ``data``: float (N, bits) on the CPU.
+
+    Args:
+        data: a FaceDataset (resized to ``image_size`` when given) or a tensor
+            (N, 3, H, W), uint8 or float in [0, 1].
+        device: where to run; None = the device of the model's parameters
+            (a given device moves the model there).
+    The model runs in eval mode; its previous train/eval mode is restored.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    images = _image_tensor(data, image_size)
+    if device is None:
+        device = next(model.parameters()).device
+    else:
+        model.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model(_as_input(images[i:i + batch_size], device)).float().cpu()
+                 for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0, model.bits)
+
+
+def evaluate(model: torch.nn.Module, query, database, batch_size: int = 512,
+             device=None, image_size=None) -> dict:
+    """Retrieval metrics of ``model``: encode both sets, binarize, rank.
+
+    Args:
+        query, database: FaceDatasets or ``(images, labels)`` pairs, images
+            (N, 3, H, W) uint8 or float in [0, 1], labels (N,) int64.
+    Returns:
+        :func:`dfh_lib.metrics.evaluate_retrieval`'s dict (``"mAP"``, ...).
+    """
+    q_images, q_labels = _images_labels(query, image_size)
+    d_images, d_labels = _images_labels(database, image_size)
+    q_codes = binarize(encode(model, q_images, batch_size, device))
+    d_codes = binarize(encode(model, d_images, batch_size, device))
+    return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
+
+
+# ----------------------------------------------------------------------------
+# one epoch
+# ----------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """The mutable objects of a run, saved together in a checkpoint."""
+
+    model: torch.nn.Module
+    loss: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+    device: torch.device
+    amp_dtype: torch.dtype | None
+
+    @classmethod
+    def create(cls, model, loss, config: TrainConfig, device) -> "_Run":
+        model.to(device)
+        loss.to(device)
+        params = list({id(p): p for p in [*model.parameters(), *loss.parameters()]
+                       if p.requires_grad}.values())
+        if not params:
+            raise ValueError("model and loss have no trainable parameters")
+        optimizer = _make_optimizer(params, config)
+        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+                     if config.schedule == "cosine" else None)
+        amp_dtype = None
+        if config.amp and device.type == "cuda":
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        generator = torch.Generator().manual_seed(config.seed)
+        return cls(model, loss, optimizer, scheduler, scaler, generator, device, amp_dtype)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict(), "rng": _rng_state(self.generator)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.loss.load_state_dict(state["loss"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:  # empty when saved by a run without fp16 (e.g. on CPU)
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], self.generator)
+
+
+def _make_optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    kw = dict(lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, momentum=0.9, **kw)
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer](params, **kw)
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and a random crop of the image padded by 1/8
+    of its side (reflect), drawn per image from ``generator``."""
+    n, _, h, w = x.shape
+    pad = max(1, min(h, w) // 8)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    shift = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+    rows = shift[0, :, None] + torch.arange(h, device=x.device)  # (n, h)
+    cols = shift[1, :, None] + torch.arange(w, device=x.device)  # (n, w)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect").permute(0, 2, 3, 1)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def _check_finite(value: float, terms: dict, epoch: int, step: int, num_steps: int):
+    """Stop before a NaN/inf loss reaches the weights (and the checkpoint)."""
+    if not math.isfinite(value):
+        named = ", ".join(f"{k}={v:.4g}" for k, v in terms.items()) or "(no terms)"
+        raise FloatingPointError(
+            f"loss is {value} at epoch {epoch + 1}, step {step + 1} of {num_steps}; terms: "
+            f"{named}. Try a lower lr, check the inputs for NaN, or set amp=False. "
+            "The last checkpoint (end of the previous epoch) is untouched.")
+
+
+def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
+                     batch_size: int, epoch: int, augment: bool = False,
+                     progress: bool = True) -> dict[str, float]:
+    """One pass over the training set in a seeded random order.
+
+    The set is split into ``ceil(N / batch_size)`` near-equal batches, so
+    every image is used and no batch is tiny (BatchNorm and pairwise losses
+    need a few samples). Returns the epoch mean of ``loss`` and each term.
+    """
+    run.model.train()
+    run.loss.train()
+    order = torch.randperm(len(images), generator=run.generator)
+    batches = torch.tensor_split(order, math.ceil(len(images) / batch_size))
+    needs_index = getattr(run.loss, "needs_index", False)
+    sums: dict[str, float] = {}
+    for step, index in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False,
+                                      disable=not progress, dynamic_ncols=True)):
+        x = _as_input(images[index.to(images.device)], run.device)
+        if augment:
+            x = _augment(x, run.generator)
+        y = labels[index].to(run.device)
+        extra = {"index": index.to(run.device)} if needs_index else {}
+        with torch.autocast(run.device.type, dtype=run.amp_dtype,
+                            enabled=run.amp_dtype is not None):
+            u = run.model(x)
+        value, terms = run.loss(u.float(), y, **extra)  # losses run in float32
+        logged = {"loss": value.item(), **{k: float(v) for k, v in terms.items()}}
+        _check_finite(logged["loss"], {k: logged[k] for k in terms}, epoch, step, len(batches))
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(value).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        for k, v in logged.items():
+            sums[k] = sums.get(k, 0.0) + v * len(index)
+    return {k: v / len(images) for k, v in sums.items()}
+
+
+# ----------------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------------
+
+def _rng_state(generator: torch.Generator) -> dict:
+    """Every RNG state as tensors/lists (loadable with ``weights_only=True``)."""
+    version, mt, gauss = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {"python": [version, list(mt), gauss],
+            "numpy": [torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+            "torch": torch.get_rng_state(), "generator": generator.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    """Write then rename, so a run killed mid-write leaves the old file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _load(path: Path, kind: str) -> dict:
+    """A dfh_lib checkpoint, loaded without running arbitrary pickled code."""
+    fresh = "delete it or use another run_dir (or resume=False) to start fresh"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for foreign/corrupt files
+        reason = str(err).strip().split("\n", 1)[0]
+        raise ValueError(f"{path} is not a readable dfh_lib checkpoint "
+                         f"({type(err).__name__}: {reason}); {fresh}") from err
+    if not isinstance(state, dict) or state.get("format") != _FORMAT or state.get("kind") != kind:
+        raise ValueError(f"{path} is not a dfh_lib {kind} file (format {_FORMAT}); {fresh}")
+    return state
+
+
+def _data_summary(train: FaceDataset) -> dict:
+    """Identifies the training set, so a run is not resumed on other data."""
+    return {"train_images": len(train), "train_image_size": list(train.image_size),
+            "train_labels_sha1": hashlib.sha1(train.labels.tobytes()).hexdigest()[:12]}
+
+
+def _check_same_run(state: dict, config: TrainConfig, data: dict, path: Path) -> None:
+    if state["fingerprint"] == config.fingerprint() and state["data"] == data:
+        return
+    old = {**state["config"], **state["data"]}
+    new = {**config.to_dict(), **data}
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(new)
+               if k not in _NOT_IN_FINGERPRINT and old.get(k) != new.get(k)]
+    raise ValueError(f"{path} belongs to a different run ({'; '.join(changed)}); "
+                     f"use another run_dir, delete the checkpoint, or pass resume=False "
+                     f"to start fresh")
+
+
+def _snapshot(run: _Run) -> dict:
+    """A CPU copy of the weights (model + loss) worth keeping as the best."""
+    return {"model": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()},
+            "loss": {k: v.detach().cpu().clone() for k, v in run.loss.state_dict().items()}}
+
+
+# ----------------------------------------------------------------------------
+# fit
+# ----------------------------------------------------------------------------
+
+def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device):
+    """Resize once; keep uint8 images on the device when they fit in a
+    quarter of its free memory (else batches are copied from pinned memory)."""
+    train_x = _image_tensor(splits.train, config.image_size)
+    val_x = _image_tensor(splits.val_query, config.image_size)
+    train_y = torch.from_numpy(splits.train.labels)
+    if device.type == "cuda":
+        fits = train_x.numel() < 0.25 * torch.cuda.mem_get_info(device)[0]
+        train_x = train_x.to(device) if fits else train_x.pin_memory()
+    elif device.type != "cpu":
+        train_x = train_x.to(device)
+    return (train_x, train_y), (val_x, torch.from_numpy(splits.val_query.labels))
+
+
+def _resume(run: _Run, path: Path, config: TrainConfig, data: dict):
+    """Restore a run from ``path``; returns (history, best snapshot or None)."""
+    state = _load(path, "checkpoint")
+    _check_same_run(state, config, data, path)
+    run.load_state_dict(state)
+    return History(**state["history"]), state["best"]
+
+
+def _save_best(run_dir: Path | None, best: dict, epoch: int, metrics: dict, config) -> None:
+    if run_dir is not None:
+        _save_atomic({"format": _FORMAT, "kind": "best", "epoch": epoch,
+                      "fingerprint": config.fingerprint(), "metrics": metrics, **best},
+                     run_dir / BEST)
+
+
+def _save_checkpoint(path: Path, run: _Run, history: History, best: dict | None,
+                     config: TrainConfig, data: dict) -> None:
+    """Everything needed to resume, with the best weights so far (so the
+    file is self-contained even if ``best.pt`` is deleted)."""
+    _save_atomic({"format": _FORMAT, "kind": "checkpoint", "epoch": len(history),
+                  "fingerprint": config.fingerprint(), "config": config.to_dict(),
+                  "data": data, "history": history.to_dict(), "best": best,
+                  **run.state_dict()}, path)
+
+
+def _validate(run: _Run, train, val, record: dict, batch_size: int) -> None:
+    metrics = evaluate(run.model, val, train, batch_size=max(batch_size, 256))
+    record.update({f"val_{k}": float(v) for k, v in metrics.items() if np.ndim(v) == 0})
+
+
+def _check_fit_args(model, loss, splits, config) -> None:
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(config).__name__} "
+                         f"(use TrainConfig.from_profile(profile, method=..., bits=...))")
+    if not isinstance(splits, RetrievalSplits):
+        raise ValueError(f"splits must be RetrievalSplits (see retrieval_protocol); "
+                         f"got {type(splits).__name__}")
+    if len(splits.val_query) == 0:
+        raise ValueError("splits.val_query is empty; model selection needs it "
+                         "(retrieval_protocol(..., num_val=1))")
+    if getattr(model, "bits", config.bits) != config.bits:
+        raise ValueError(f"model.bits={model.bits} but config.bits={config.bits}")
+
+
+def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
+        config: TrainConfig, run_dir=None, resume: bool = True, progress: bool = True,
+        device=None) -> History:
+    """Train ``model`` with ``loss`` on ``splits.train``.
+
+    Validates on ``splits.val_query`` vs ``splits.train`` every
+    ``config.eval_every`` epochs and after the last one. With ``run_dir``,
+    writes ``checkpoint.pt`` (everything needed to resume) after every epoch
+    and ``best.pt`` (model + loss weights of the best validation mAP); with
+    ``resume=True`` an existing checkpoint of the same config is continued
+    (a finished run just loads). On return the model and loss hold the
+    **best** weights (by validation mAP, earliest on ties).
+
+    The loop seeds python/numpy/torch with ``config.seed`` when it starts,
+    after the model was built: :func:`train_method` also seeds before
+    building, so that the initialisation is reproducible too.
+
+    Args:
+        device: None = ``$DFH_DEVICE``, else the best available (cuda, mps, cpu).
+
+    Raises:
+        ValueError: the checkpoint is unreadable or from another config/data.
+        FloatingPointError: the loss became NaN/inf (names epoch, step, terms).
+    """
+    _check_fit_args(model, loss, splits, config)
+    device = get_device(device)
+    seed_everything(config.seed, config.deterministic)
+    run = _Run.create(model, loss, config, device)
+    train, val = _prepare_inputs(splits, config, device)
+    data = _data_summary(splits.train)
+    history, best = History(config=config.to_dict()), None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (run_dir / CHECKPOINT).exists():
+            history, best = _resume(run, run_dir / CHECKPOINT, config, data)
+    bar = tqdm(total=config.epochs, initial=len(history), unit="epoch", dynamic_ncols=True,
+               desc=f"{config.method} {config.bits} bits", disable=not progress)
+    with bar:
+        for epoch in range(len(history), config.epochs):
+            record = _one_epoch(run, train, val, config, epoch, progress)
+            history.append(record)
+            if history.best_epoch == epoch + 1:
+                best = _snapshot(run)
+                _save_best(run_dir, best, epoch + 1, record, config)
+            if run_dir is not None:
+                _save_checkpoint(run_dir / CHECKPOINT, run, history, best, config, data)
+            bar.update()
+            bar.set_postfix(_postfix(history))
+    if best is not None:
+        model.load_state_dict(best["model"])
+        loss.load_state_dict(best["loss"])
+    return history
+
+
+def _one_epoch(run: _Run, train, val, config: TrainConfig, epoch: int, progress: bool) -> dict:
+    """Train one epoch, step the schedule, validate when due; the record."""
+    if hasattr(run.loss, "on_epoch_start"):
+        run.loss.on_epoch_start(epoch, config.epochs)
+    lr = run.optimizer.param_groups[0]["lr"]
+    start = time.perf_counter()
+    terms = _train_one_epoch(run, *train, config.batch_size, epoch, config.augment, progress)
+    record = {"epoch": epoch + 1, "lr": lr, "time_s": time.perf_counter() - start, **terms}
+    if run.scheduler is not None:
+        run.scheduler.step()
+    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+        _validate(run, train, val, record, config.batch_size)
+    return record
+
+
+def _postfix(history: History) -> dict:
+    last = history.records[-1]
+    maps = [m for m in history.column(history.select_metric) if m is not None]
+    return {"loss": f"{last['loss']:.4f}", "lr": f"{last['lr']:.2e}",
+            "val_mAP": f"{maps[-1]:.3f}" if maps else "-"}
+
+
+# ----------------------------------------------------------------------------
+# convenience for chapters and the command line
+# ----------------------------------------------------------------------------
+
+def train_method(method: str, splits: RetrievalSplits, bits: int,
+                 profile: Profile | str | None = None, run_dir=None, *,
+                 loss_kwargs: dict | None = None, progress: bool = True, **overrides):
+    """Build the method's network and loss, then :func:`fit`.
+
+    The network is ``overrides["network"]``, else the method's default in
+    :data:`dfh_lib.losses.METHOD_DEFAULTS`, else the profile's. The model is
+    built after seeding with ``config.seed``, so its initialisation is
+    reproducible too. Returns ``(model, loss, history)``.
+    """
+    from .losses import METHOD_DEFAULTS, build_loss
+    from .models import build_model
+
+    model_kwargs = dict(METHOD_DEFAULTS.get(method, {}))
+    overrides.setdefault("network", model_kwargs.pop("network", get_profile(profile).network))
+    config = TrainConfig.from_profile(profile, method=method, bits=bits, **overrides)
+    seed_everything(config.seed, config.deterministic)
+    model = build_model(config.network, bits, image_size=config.image_size, **model_kwargs)
+    loss = build_loss(method, bits, splits.train.num_identities, **(loss_kwargs or {}))
+    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
+    return model, loss, history
+
+
+def main_train(argv=None) -> History:
+    """``python -m dfh_lib train --method dpsh --dataset synthfaces --bits 12``."""
+    parser = argparse.ArgumentParser(prog="python -m dfh_lib train",
+                                     description="Train one hashing method and report val mAP.")
+    parser.add_argument("--method", required=True, help="loss name, e.g. dpsh")
+    parser.add_argument("--dataset", default=None,
+                        help="registered dataset name (default: $DFH_DATASET, else lfw "
+                             "when present, else synthfaces)")
+    parser.add_argument("--bits", type=int, default=12)
+    parser.add_argument("--profile", default=None, help="tiny, cpu or gpu (default: $DFH_PROFILE)")
+    parser.add_argument("--run-dir", default=None, help="checkpoint folder (resumable)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    splits = book_splits(profile, args.dataset)
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    _, _, history = train_method(args.method, splits, args.bits, profile, args.run_dir,
+                                 **overrides)
+    best = history.records[history.best_epoch - 1]
+    print(f"{args.method} {args.bits} bits on {splits.description}: best epoch "
+          f"{best['epoch']}, val mAP {best['val_mAP']:.4f}")
+    return history
