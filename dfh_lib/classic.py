@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.decomposition import PCA
 
-__all__ = ["LSH", "PCAITQ", "RandomCodes", "HASHERS", "benchmark_classic", "pixel_features"]
+__all__ = ["LSH", "PCAITQ", "RandomCodes", "HASHERS", "pixel_features"]
 
 
 def pixel_features(dataset, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -123,27 +123,3 @@ class RandomCodes(_Hasher):
 
 HASHERS = {"random": RandomCodes, "LSH": LSH, "PCA-ITQ": PCAITQ}
 
-
-def benchmark_classic(train_features, query_features, db_features, query_labels, db_labels,
-                      bits=(12, 24, 36, 48), methods=("LSH", "PCA-ITQ"), seed: int = 0):
-    """Fit each method on ``train_features`` at each code length and evaluate
-    query vs database retrieval.
-
-    Returns ``(rows, codes)``: ``rows`` a list of dicts (method, bits and the
-    metrics of :func:`dfh_lib.metrics.evaluate_retrieval`); ``codes[(method,
-    bits)] = (query_codes, db_codes)`` for galleries and curves.
-    """
-    from .metrics import evaluate_retrieval
-
-    unknown = set(methods) - set(HASHERS)
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {sorted(HASHERS)}")
-    rows, codes = [], {}
-    for k in bits:
-        for method in methods:
-            hasher = HASHERS[method](k, seed=seed).fit(train_features)
-            query_codes, db_codes = hasher.encode(query_features), hasher.encode(db_features)
-            metrics = evaluate_retrieval(query_codes, db_codes, query_labels, db_labels)
-            rows.append({"method": method, "bits": k, **metrics})
-            codes[(method, k)] = (query_codes, db_codes)
-    return rows, codes

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from dfh_lib.classic import LSH, PCAITQ, RandomCodes, benchmark_classic, pixel_features
+from dfh_lib.classic import LSH, PCAITQ, RandomCodes, pixel_features
+from dfh_lib.data.dataset import RetrievalSplits
+from dfh_lib.experiments import run_feature_hashing
 from dfh_lib.data.dataset import FaceDataset
 
 
@@ -32,14 +34,23 @@ def test_itq_rotation_is_orthogonal_and_error_never_increases():
     assert set(np.unique(itq.encode(X))) <= {-1, 1}
 
 
+def as_splits(X, y):
+    def part(index):
+        images = np.zeros((len(index), 1, 1, 3), np.uint8)
+        return FaceDataset(images, y[index], [str(c) for c in range(y.max() + 1)])
+    query, db = np.arange(0, len(X), 3), np.arange(len(X))
+    return RetrievalSplits(part(db), part(db[:0]), part(query), part(db), 0, "toy")
+
+
 def test_learned_codes_beat_chance():
     X, y = clustered()
-    rows, codes = benchmark_classic(X, X[::3], X, y[::3], y, bits=(16,),
-                                    methods=("random", "LSH", "PCA-ITQ"))
-    mAP = {r["method"]: r["mAP"] for r in rows}
+    features = {"train": X, "query": X[::3], "database": X}
+    result = run_feature_hashing(features, as_splits(X, y), bits=(16,),
+                                 methods=("random", "LSH", "PCA-ITQ"))
+    mAP = {r["method"]: r["mAP"] for r in result.rows}
     assert mAP["random"] < 0.35 < mAP["LSH"]
     assert mAP["PCA-ITQ"] > 0.9
-    assert codes[("LSH", 16)][0].shape == (len(X[::3]), 16)
+    assert result.codes[("LSH", 16)][0].shape == (len(X[::3]), 16)
 
 
 def test_bad_inputs_are_explained():
@@ -56,8 +67,6 @@ def test_bad_inputs_are_explained():
         PCAITQ(64).fit(X)
     with pytest.raises(ValueError, match="bits"):
         RandomCodes(0)
-    with pytest.raises(ValueError, match="unknown methods"):
-        benchmark_classic(X, X, X, np.zeros(len(X)), np.zeros(len(X)), methods=("SH",))
 
 
 def test_pixel_features_flatten_in_unit_range():

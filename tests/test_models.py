@@ -1,0 +1,198 @@
+"""Tests for dfh_lib.models: shapes, named features, layer references, offline weights."""
+import urllib.error
+import warnings
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from dfh_lib.models import (MODEL_NAMES, DDHNet, DivideAndEncode, HashHead, LocallyConnected2d,
+                            SmallResNet, Standardize, TorchvisionResNet, build_model,
+                            count_parameters)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small batches: one intra-op thread avoids spin contention on a busy 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make torchvision's weight loader fail as it does without a network."""
+    calls = []
+
+    def refuse(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+    return calls
+
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("bits", [12, 24, 36, 48])
+@pytest.mark.parametrize("name", ["ddh", "small_resnet", "resnet18"])
+def test_output_shape_and_range(name, bits, size):
+    torch.manual_seed(0)
+    model = build_model(name, bits, image_size=(size, size))
+    u = model(torch.rand(3, 3, size, size))
+    assert model.bits == bits
+    assert u.shape == (3, bits) and torch.isfinite(u).all()
+    assert u.abs().max() <= 1
+
+
+def test_resnet50_and_raw_outputs():
+    model = build_model("resnet50", 12, image_size=32, activation=None)
+    z = model(torch.rand(4, 3, 32, 32))
+    assert z.shape == (4, 12)
+    assert z.abs().max() > 1  # BN outputs with unit variance, no tanh
+    assert isinstance(model.head[-1], nn.Identity)
+
+
+@pytest.mark.parametrize("name", ["ddh", "small_resnet", "resnet18"])
+def test_backward_reaches_every_parameter(name):
+    model = build_model(name, 12, image_size=32)
+    model(torch.rand(4, 3, 32, 32)).pow(2).sum().backward()
+    for param_name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), param_name
+
+
+def test_ddh_features_hand_shapes():
+    # 32 -conv3-> 30 -pool-> 15 -conv2-> 14 -pool-> 7 -conv2-> 6 -pool-> 3 -LC2-> 2
+    model = DDHNet(48)
+    shapes = {k: tuple(v.shape) for k, v in model.features(torch.rand(2, 3, 32, 32)).items()}
+    assert shapes == {"block1": (2, 20, 15, 15), "block2": (2, 40, 7, 7), "block3": (2, 60, 3, 3),
+                      "block4": (2, 80, 2, 2), "embedding": (2, 192), "u": (2, 48)}
+
+
+def test_ddh_parameter_count_by_hand():
+    # conv 560 + 3240 + 9660; LC 4 locations · 240 · 80 + 80 · 4 = 77 120;
+    # Linear(540 + 320 -> 192) 165 312; divide-and-encode 48 · 4 + 48 = 240;
+    # BatchNorm γ, β: 2 · (20 + 40 + 60 + 80 + 192 + 48) = 880
+    assert count_parameters(DDHNet(48)) == 560 + 3240 + 9660 + 77_120 + 165_312 + 240 + 880
+
+
+@pytest.mark.parametrize("name", ["small_resnet", "resnet18"])
+def test_resnet_features_names_and_shapes(name):
+    model = build_model(name, 24, image_size=64).eval()
+    x = torch.rand(2, 3, 64, 64)
+    feats = model.features(x)
+    assert list(feats) == ["stem", "block1", "block2", "block3", "block4", "embedding", "u"]
+    assert [v.shape[-1] for k, v in feats.items() if k.startswith("block")] == [32, 16, 8, 4]
+    assert feats["embedding"].ndim == 2 and feats["u"].shape == (2, 24)
+    torch.testing.assert_close(feats["u"], model(x))
+    subset = model.features(x, depths=["block2", "embedding"])
+    assert list(subset) == ["block2", "embedding"]
+    torch.testing.assert_close(subset["block2"], feats["block2"])
+    assert list(model.features(x, "block4")) == ["block4"]
+    with pytest.raises(ValueError, match="depths must be names from"):
+        model.features(x, depths=["block9"])
+
+
+def test_torchvision_stem_depends_on_image_size():
+    assert isinstance(TorchvisionResNet(12, 32).stem[3], nn.Identity)  # CIFAR stem, no max-pool
+    mid = TorchvisionResNet(12, 64)
+    assert mid.stem[0].kernel_size == (3, 3) and isinstance(mid.stem[3], nn.MaxPool2d)
+    assert TorchvisionResNet(12, 96).stem[0].kernel_size == (7, 7)
+
+
+def test_pretrained_offline_warns_and_runs(offline):
+    match = "could not download ImageNet weights .*using random init"
+    with pytest.warns(RuntimeWarning, match=match):
+        model = build_model("resnet18", 12, image_size=32, pretrained=True)
+    assert offline and "resnet18" in offline[0]
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 12)
+
+
+def test_pretrained_weights_are_loaded(monkeypatch):
+    source = torchvision.models.resnet18()
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url",
+                        lambda url, **kwargs: source.state_dict())
+    model = build_model("resnet18", 12, image_size=128, pretrained=True)
+    torch.testing.assert_close(model.blocks[0][0].conv1.weight, source.layer1[0].conv1.weight)
+    torch.testing.assert_close(model.stem[0].weight, source.conv1.weight)
+
+
+def test_no_download_without_pretrained(offline):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_model("resnet18", 12)
+        build_model("resnet50", 12)
+    assert offline == []
+
+
+def test_build_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown network 'vgg'.*'ddh'"):
+        build_model("vgg", 12)
+    with pytest.raises(ValueError, match="no pretrained weights exist for 'ddh'"):
+        build_model("ddh", 12, pretrained=True)
+    with pytest.raises(ValueError, match="bits must be a positive int"):
+        build_model("ddh", 0)
+    with pytest.raises(ValueError, match="activation must be 'tanh' or None"):
+        build_model("small_resnet", 12, activation="relu")
+    with pytest.raises(ValueError, match="image_size must be a positive int"):
+        build_model("ddh", 12, image_size=(32,))
+    with pytest.raises(ValueError, match="at least 24x24"):
+        DDHNet(12, image_size=16)
+    assert set(MODEL_NAMES) == {"ddh", "small_resnet", "resnet18", "resnet50"}
+
+
+def test_bad_images_raise_clear_errors():
+    model = build_model("ddh", 12)
+    with pytest.raises(ValueError, match=r"permute\(0, 3, 1, 2\)"):
+        model(torch.rand(2, 32, 32, 3))
+    with pytest.raises(ValueError, match=r"float\(\) / 255"):
+        model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="built for image_size=.32, 32."):
+        model(torch.rand(2, 3, 64, 64))
+
+
+def test_locally_connected_with_shared_weights_is_a_convolution():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 2)
+    lc = LocallyConnected2d(3, 5, 2, (4, 6))
+    with torch.no_grad():
+        lc.weight.copy_(conv.weight.reshape(5, -1).T.expand_as(lc.weight))
+        lc.bias.copy_(conv.bias[:, None].expand_as(lc.bias))
+    x = torch.randn(2, 3, 4, 6)
+    torch.testing.assert_close(lc(x), conv(x))
+
+
+def test_locally_connected_weights_are_per_location():
+    lc = LocallyConnected2d(1, 1, 2, (3, 3))  # 2x2 output, location p = row * 2 + col
+    x = torch.randn(1, 1, 3, 3)
+    before = lc(x).detach()
+    with torch.no_grad():
+        lc.weight[3] += 1.0  # bottom-right location only
+    change = lc(x).detach() - before
+    assert change[0, 0, 1, 1] == pytest.approx(x[0, 0, 1:, 1:].sum().item(), rel=1e-5)
+    assert (change.flatten()[:3] == 0).all()
+
+
+def test_divide_and_encode_matches_one_linear_per_bit():
+    torch.manual_seed(0)
+    layer = DivideAndEncode(bits=3, group_size=4)
+    x = torch.randn(5, 12)
+    expected = torch.cat([nn.functional.linear(x[:, 4 * k:4 * k + 4], layer.weight[k:k + 1],
+                                               layer.bias[k:k + 1]) for k in range(3)], dim=1)
+    torch.testing.assert_close(layer(x), expected)
+    with pytest.raises(ValueError, match=r"expects \(N, 12\)"):
+        layer(torch.randn(5, 8))
+
+
+def test_small_blocks():
+    assert count_parameters(nn.Linear(3, 2)) == 8
+    frozen = nn.Linear(3, 2).requires_grad_(False)
+    assert count_parameters(frozen) == 0 and count_parameters(frozen, trainable_only=False) == 8
+    head = HashHead(16, 12)
+    assert [type(m) for m in head] == [nn.Linear, nn.BatchNorm1d, nn.Tanh] and head.bits == 12
+    assert [type(m) for m in HashHead(16, 12, None, batch_norm=False)] == [nn.Linear, nn.Identity]
+    norm = Standardize()
+    assert {"mean", "std"} <= set(norm.state_dict())
+    assert norm(norm.mean.expand(1, 3, 2, 2)).abs().max() == 0
+    assert "normalize.mean" in SmallResNet(12).state_dict()
