@@ -34,7 +34,7 @@ from torch import nn
 
 __all__ = [
     "HashLoss", "DPSHLoss", "DSHLoss", "HashNetLoss", "GreedyHashLoss", "CSQLoss",
-    "DDHLoss", "DCDHLoss", "LOSSES", "METHOD_DEFAULTS", "build_loss", "hash_centers",
+    "DDHLoss", "DCDHLoss", "SoftmaxLoss", "LOSSES", "METHOD_DEFAULTS", "build_loss", "hash_centers",
 ]
 
 
@@ -401,6 +401,23 @@ class DDHLoss(HashLoss):
                 "quant": self.alpha * _l1_quantization(u).mean()}
 
 
+class SoftmaxLoss(HashLoss):
+    """Plain identity classification: ``L = CE(W u + c, y)``, no quantization.
+
+    Not a hashing method: it trains the "plain classification network" whose
+    real-valued outputs the non-deep baselines (LSH, PCA-ITQ) then hash.
+    The classifier ``Linear(K, num_classes)`` belongs to the loss; ``K`` is the
+    feature dimension (e.g. 128). Network: raw outputs (no tanh).
+    """
+
+    def __init__(self, bits: int, num_classes: int):
+        super().__init__(bits=bits, num_classes=num_classes)
+        self.classifier = nn.Linear(bits, num_classes)
+
+    def compute(self, u, labels):
+        return {"classify": F.cross_entropy(self.classifier(u), labels)}
+
+
 class DCDHLoss(HashLoss):
     """DCDH: Gaussian class-centre likelihood, centre separation, code regression.
 
@@ -457,7 +474,7 @@ class DCDHLoss(HashLoss):
 # ----------------------------------------------------------------------------
 
 LOSSES = {"dpsh": DPSHLoss, "dsh": DSHLoss, "hashnet": HashNetLoss, "greedyhash": GreedyHashLoss,
-          "csq": CSQLoss, "ddh": DDHLoss, "dcdh": DCDHLoss}
+          "csq": CSQLoss, "ddh": DDHLoss, "dcdh": DCDHLoss, "softmax": SoftmaxLoss}
 
 #: What each method needs from the network, passed to ``build_model``:
 #: ``activation`` always (None = raw outputs z, because the method squashes or
@@ -471,6 +488,7 @@ METHOD_DEFAULTS = {
     "csq": {"activation": "tanh"},      # BCE needs u in [-1, 1]
     "ddh": {"network": "ddh", "activation": "tanh"},
     "dcdh": {"activation": None},       # released net: Linear -> BN, no tanh
+    "softmax": {"activation": None},    # real-valued features for LSH / PCA-ITQ
 }
 
 

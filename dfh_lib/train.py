@@ -41,6 +41,7 @@ BEST = "best.pt"
 _FORMAT = "dfh_lib.checkpoint/1"
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _SCHEDULES = ("cosine", "none")
+_SAMPLINGS = ("identity", "random")
 # fields that only change what is measured, not the trained weights
 _NOT_IN_FINGERPRINT = ("eval_every",)
 
@@ -67,6 +68,11 @@ class TrainConfig:
         amp: mixed precision on CUDA (bf16 where supported, else fp16).
         image_size: (height, width) the training images are resized to.
         augment: random horizontal flip + padded random crop per batch.
+        sampling: ``"identity"`` (default) shuffles groups of
+            ``images_per_identity`` images of one person, so every batch holds
+            positive pairs for pairwise and metric losses (each image still
+            once per epoch); ``"random"`` is a plain shuffle.
+        images_per_identity: group size for ``sampling="identity"``.
     """
 
     method: str
@@ -84,6 +90,8 @@ class TrainConfig:
     amp: bool = False
     image_size: tuple[int, int] = (32, 32)
     augment: bool = False
+    sampling: str = "identity"
+    images_per_identity: int = 4
 
     def __post_init__(self):
         object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
@@ -96,6 +104,9 @@ class TrainConfig:
                              f"weight_decay={self.weight_decay}")
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}; got {self.optimizer!r}")
+        if self.sampling not in _SAMPLINGS or self.images_per_identity < 1:
+            raise ValueError(f"sampling must be one of {_SAMPLINGS} with images_per_identity "
+                             f">= 1; got {self.sampling!r}, {self.images_per_identity}")
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
@@ -227,7 +238,8 @@ def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
     """Relaxed codes of ``data``: float (N, bits) on the CPU.
 
     Args:
-        data: a FaceDataset (resized to ``image_size`` when given) or a tensor
+        data: a FaceDataset (resized to ``image_size``, by default the
+            model's own ``image_size`` where it has one) or a tensor
             (N, 3, H, W), uint8 or float in [0, 1].
         device: where to run; None = the device of the model's parameters
             (a given device moves the model there).
@@ -235,7 +247,7 @@ def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    images = _image_tensor(data, image_size)
+    images = _image_tensor(data, image_size or getattr(model, "image_size", None))
     if device is None:
         device = next(model.parameters()).device
     else:
@@ -260,6 +272,7 @@ def evaluate(model: torch.nn.Module, query, database, batch_size: int = 512,
     Returns:
         :func:`dfh_lib.metrics.evaluate_retrieval`'s dict (``"mAP"``, ...).
     """
+    image_size = image_size or getattr(model, "image_size", None)
     q_images, q_labels = _images_labels(query, image_size)
     d_images, d_labels = _images_labels(database, image_size)
     q_codes = binarize(encode(model, q_images, batch_size, device))
@@ -351,10 +364,28 @@ def _check_finite(value: float, terms: dict, epoch: int, step: int, num_steps: i
             "The last checkpoint (end of the previous epoch) is untouched.")
 
 
+def epoch_order(labels: torch.Tensor, generator: torch.Generator,
+                images_per_identity: int | None = None) -> torch.Tensor:
+    """A seeded permutation of ``0..N-1``. With ``images_per_identity = m``,
+    each identity's images are shuffled and cut into groups of m, and the
+    groups are shuffled: consecutive batches then contain same-identity
+    pairs while every image is still visited exactly once."""
+    order = torch.randperm(len(labels), generator=generator)
+    if not images_per_identity:
+        return order
+    by_identity = order[torch.sort(labels[order].cpu(), stable=True).indices]
+    counts = torch.bincount(labels.cpu()).tolist()
+    groups = [g for chunk in torch.split(by_identity, [c for c in counts if c])
+              for g in torch.split(chunk, images_per_identity)]
+    shuffled = torch.randperm(len(groups), generator=generator).tolist()
+    return torch.cat([groups[i] for i in shuffled])
+
+
 def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
                      batch_size: int, epoch: int, augment: bool = False,
-                     progress: bool = True) -> dict[str, float]:
-    """One pass over the training set in a seeded random order.
+                     progress: bool = True, images_per_identity: int | None = None
+                     ) -> dict[str, float]:
+    """One pass over the training set in a seeded order (:func:`epoch_order`).
 
     The set is split into ``ceil(N / batch_size)`` near-equal batches, so
     every image is used and no batch is tiny (BatchNorm and pairwise losses
@@ -362,7 +393,7 @@ def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
     """
     run.model.train()
     run.loss.train()
-    order = torch.randperm(len(images), generator=run.generator)
+    order = epoch_order(labels, run.generator, images_per_identity)
     batches = torch.tensor_split(order, math.ceil(len(images) / batch_size))
     needs_index = getattr(run.loss, "needs_index", False)
     sums: dict[str, float] = {}
@@ -584,7 +615,9 @@ def _one_epoch(run: _Run, train, val, config: TrainConfig, epoch: int, progress:
         run.loss.on_epoch_start(epoch, config.epochs)
     lr = run.optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
-    terms = _train_one_epoch(run, *train, config.batch_size, epoch, config.augment, progress)
+    per_identity = config.images_per_identity if config.sampling == "identity" else None
+    terms = _train_one_epoch(run, *train, config.batch_size, epoch, config.augment, progress,
+                             per_identity)
     record = {"epoch": epoch + 1, "lr": lr, "time_s": time.perf_counter() - start, **terms}
     if run.scheduler is not None:
         run.scheduler.step()

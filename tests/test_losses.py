@@ -343,3 +343,18 @@ def test_loss_state_moves_and_saves():
     assert "centers" in csq.state_dict()
     assert "centers" in dict(DCDHLoss(bits=16, num_classes=4).named_parameters())
     assert csq.double().centers.dtype == torch.float64
+
+
+def test_softmax_loss_hand_value():
+    from dfh_lib.losses import SoftmaxLoss
+
+    loss = SoftmaxLoss(bits=2, num_classes=2)
+    with torch.no_grad():
+        loss.classifier.weight.copy_(torch.eye(2))
+        loss.classifier.bias.zero_()
+    u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    value, terms = loss(u, torch.tensor([0, 0]))
+    # sample 1: logits (1, 0) -> -log(e/(e+1)); sample 2: logits (0, 2) -> -log(1/(1+e^2))
+    expected = (math.log(1 + math.exp(-1)) + math.log(1 + math.exp(2))) / 2
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    assert set(terms) == {"classify"}

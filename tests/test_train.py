@@ -456,3 +456,16 @@ def test_main_train_command_line(tmp_path, capsys):
     assert "dpsh 12 bits on synthfaces" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         train_module.main_train(["--bits", "12"])  # --method is required
+
+
+def test_identity_sampling_visits_each_image_once_in_same_identity_groups():
+    from dfh_lib.train import epoch_order
+
+    labels = torch.tensor([0] * 9 + [1] * 5 + [2] * 2)
+    order = epoch_order(labels, torch.Generator().manual_seed(0), images_per_identity=4)
+    assert sorted(order.tolist()) == list(range(16))
+    # groups of up to 4 consecutive same-identity images: 3 + 2 + 1 = 6 runs at most
+    runs = 1 + int((labels[order][1:] != labels[order][:-1]).sum())
+    assert runs <= 6
+    plain = epoch_order(labels, torch.Generator().manual_seed(0))
+    assert sorted(plain.tolist()) == list(range(16))
