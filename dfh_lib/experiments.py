@@ -16,7 +16,8 @@ from .classic import HASHERS
 from .metrics import binarize, evaluate_retrieval
 from .train import encode, train_method
 
-__all__ = ["DEEP_BASELINES", "ExperimentResult", "run_methods", "run_feature_hashing"]
+__all__ = ["DEEP_BASELINES", "ExperimentResult", "run_methods", "run_feature_hashing",
+           "classifier_features", "baselines", "main_baselines"]
 
 DEEP_BASELINES = ("dpsh", "dsh", "hashnet", "greedyhash", "csq", "ddh", "dcdh")
 
@@ -81,4 +82,63 @@ def run_feature_hashing(features: dict, splits, methods=("LSH", "PCA-ITQ"),
             hasher = HASHERS[method](k, seed=seed).fit(features["train"])
             result.add(prefix + method, k, hasher.encode(features["query"]),
                        hasher.encode(features["database"]), splits)
+    return result
+
+
+def classifier_features(splits, profile=None, run_dir=None, dim: int = 128,
+                        progress: bool = True, **overrides) -> dict:
+    """Train a plain identity-classification network (``"softmax"`` loss,
+    ``dim``-dimensional real outputs) and return its features of
+    train / query / database as float arrays — the input of the
+    deep-feature LSH / PCA-ITQ baselines."""
+    model, _, _ = train_method("softmax", splits, dim, profile, run_dir=run_dir,
+                               progress=progress, **overrides)
+    return {part: encode(model, getattr(splits, part)).numpy()
+            for part in ("train", "query", "database")}
+
+
+def baselines(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
+              methods=DEEP_BASELINES, progress: bool = True) -> ExperimentResult:
+    """Every deep baseline plus LSH and PCA-ITQ on a classification network's
+    features, all through the same loop, data and evaluation."""
+    result = run_methods(splits, methods, bits, profile, runs_dir, progress)
+    features = classifier_features(
+        splits, profile, None if runs_dir is None else Path(runs_dir) / "softmax-128",
+        progress=progress)
+    return result.extend(run_feature_hashing(features, splits, bits=bits, prefix="deep "))
+
+
+def main_baselines(argv=None) -> ExperimentResult:
+    """``python -m dfh_lib baselines --dataset lfw --bits 12,24,36,48 --profile cpu``:
+    trains and evaluates the baselines, writes ``<out>.csv/.md/.json`` and
+    ``<out>.png`` (mAP against bits) and prints the Markdown table."""
+    import argparse
+
+    from .data import book_splits
+    from .results import Provenance, results_table, save_results
+    from .runtime import setup_notebook
+    from .viz import plot_metric_vs_bits
+
+    parser = argparse.ArgumentParser(prog="python -m dfh_lib baselines",
+                                     description=main_baselines.__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default=None, help="default: $DFH_DATASET, else lfw "
+                        "when present, else synthfaces")
+    parser.add_argument("--bits", default="12,24,36,48", help="comma-separated code lengths")
+    parser.add_argument("--profile", default=None, help="tiny, cpu or gpu")
+    parser.add_argument("--methods", default=",".join(DEEP_BASELINES))
+    parser.add_argument("--out", default=None, help="output path without suffix "
+                        "(default: results/baselines-<dataset>-<profile>)")
+    args = parser.parse_args(argv)
+    run = setup_notebook("baselines", args.profile)
+    splits = book_splits(run.profile, args.dataset)
+    bits = tuple(int(b) for b in args.bits.split(","))
+    tag = f"{splits.train.name}-{run.profile.name}"
+    result = baselines(splits, bits, run.profile, run.run_dir(tag),
+                       tuple(args.methods.split(",")))
+    table = results_table(result.rows, Provenance.of(run, splits, "query vs database"),
+                          index=["method", "bits"])
+    out = Path(args.out or f"results/baselines-{tag}")
+    save_results(table, out)
+    plot_metric_vs_bits(table).savefig(out.with_suffix(".png"), dpi=100)
+    print(out.with_suffix(".md").read_text())
     return result

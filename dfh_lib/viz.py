@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = ["show_faces", "show_retrievals", "plot_pr_curves", "plot_metric_vs_bits",
-           "show_table", "figure_to_png"]
+           "plot_histories", "show_table", "figure_to_png"]
 
 
 def _face_axes(rows: int, cols: int, image_size=(64, 64), left: float = 1.2):
@@ -120,3 +120,20 @@ def figure_to_png(fig, dpi: int = 90) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def plot_histories(histories: dict, metric: str = "val_mAP", ax=None, title: str | None = None):
+    """Training curves: ``metric`` per epoch for each named
+    :class:`~dfh_lib.train.History` (epochs without the metric are skipped)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3.2))
+    for name, history in histories.items():
+        points = [(r["epoch"], r[metric]) for r in history.records if r.get(metric) is not None]
+        if points:
+            ax.plot(*zip(*points), marker=".", label=str(name))
+    ax.set(xlabel="epoch", ylabel=metric)
+    ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-__all__ = ["precomputed_explorer"]
+__all__ = ["precomputed_explorer", "precomputed_grid"]
 
 
 def _to_widget(view):
@@ -52,3 +52,31 @@ def precomputed_explorer(options: Sequence, render: Callable, description: str =
                             style={"description_width": "initial"})
     w.jslink((selector, "index"), (views, "selected_index"))
     return w.VBox([selector, views])
+
+
+def precomputed_grid(row_options: Sequence, col_options: Sequence, render: Callable,
+                     row_description: str = "", col_description: str = ""):
+    """Two selectors (e.g. method × bits) over views ``render(row, col)``.
+
+    One outer :class:`ipywidgets.Stack` per row option holds an inner Stack
+    per column option; the row selector switches the outer stack, the column
+    selector every inner one — all linked in the browser, so it works in the
+    static book too. Renders ``len(row_options) * len(col_options)`` views.
+    """
+    import ipywidgets as w
+
+    rows, cols = list(row_options), list(col_options)
+    if not rows or not cols:
+        raise ValueError("precomputed_grid needs at least one row and one column option")
+    row_selector = w.ToggleButtons(options=[str(r) for r in rows], description=row_description,
+                                   style={"description_width": "initial", "button_width": "auto"})
+    col_selector = w.SelectionSlider(options=[str(c) for c in cols], description=col_description,
+                                     style={"description_width": "initial"})
+    inner = []
+    for row in rows:
+        stack = w.Stack([_to_widget(render(row, col)) for col in cols], selected_index=0)
+        w.jslink((col_selector, "index"), (stack, "selected_index"))
+        inner.append(stack)
+    outer = w.Stack(inner, selected_index=0)
+    w.jslink((row_selector, "index"), (outer, "selected_index"))
+    return w.VBox([row_selector, col_selector, outer])

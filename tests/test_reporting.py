@@ -57,3 +57,12 @@ def test_precomputed_explorer_links_selector_to_views():
         widgets.precomputed_explorer([1], lambda k: 42)
     with pytest.raises(ValueError, match="at least one option"):
         widgets.precomputed_explorer([], str)
+
+
+def test_precomputed_grid_links_both_selectors():
+    seen = []
+    box = widgets.precomputed_grid(["a", "b"], [12, 48], lambda r, c: seen.append((r, c)) or f"{r}{c}")
+    rows, cols, outer = box.children
+    assert seen == [("a", 12), ("a", 48), ("b", 12), ("b", 48)]
+    assert len(outer.children) == 2 and len(outer.children[1].children) == 2
+    assert outer.children[1].children[0].value == "b12"

@@ -1,0 +1,102 @@
+"""Time the retrieval metrics and the Hamming search on random codes.
+
+    python bench/bench_metrics.py [--queries 10000 --database 100000 --bits 48]
+                                  [--device cuda]
+
+Labels are drawn uniformly from ``--labels`` classes (default 1000, so about
+100 relevant items per query at the default sizes, as for a face identity).
+Prints one row per operation (seconds per call) and the machine it ran on,
+with the load average: other processes on the machine slow every row. Not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from dfh_lib import metrics
+from dfh_lib.index import HammingIndex, faiss
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def _time(fn, device: torch.device) -> float:
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def _random_data(args):
+    gen = torch.Generator().manual_seed(args.seed)
+
+    def codes(n):
+        return torch.randint(0, 2, (n, args.bits), generator=gen, dtype=torch.int8) * 2 - 1
+
+    def labels(n):
+        return torch.randint(0, args.labels, (n,), generator=gen)
+
+    data = codes(args.queries), codes(args.database), labels(args.queries), labels(args.database)
+    return [tensor.to(args.device) for tensor in data]
+
+
+def _search(backend, query, db, k):
+    index = HammingIndex(db.shape[1], backend=backend)
+    index.add(db)
+    return index.search(query, k)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=10_000)
+    parser.add_argument("--database", type=int, default=100_000)
+    parser.add_argument("--bits", type=int, default=48)
+    parser.add_argument("--labels", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=100, help="neighbours for the index search")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"),
+                        help="where the codes live (the faiss index always runs on the CPU)")
+    args = parser.parse_args(argv)
+
+    query, db, q_labels, db_labels = _random_data(args)
+    data = (query, db, q_labels, db_labels)
+    rows = [
+        ("hamming_distance (full matrix)", lambda: metrics.hamming_distance(query, db)),
+        ("mAP@all, stable ties", lambda: metrics.mean_average_precision(*data)),
+        ("mAP@all, tie-aware", lambda: metrics.mean_average_precision(*data, ties="average")),
+        ("P@H<=2 and R@H<=2", lambda: metrics.precision_recall_within_radius(*data, radius=2)),
+        ("evaluate_retrieval (all)", lambda: metrics.evaluate_retrieval(*data)),
+        (f"HammingIndex top-{args.k}, torch", lambda: _search("torch", query, db, args.k)),
+    ]
+    if faiss is not None:
+        rows.append((f"HammingIndex top-{args.k}, faiss",
+                     lambda: _search("faiss", query, db, args.k)))
+
+    print(f"{args.queries:,} queries x {args.database:,} database codes, {args.bits} bits, "
+          f"{args.labels} labels")
+    print(f"machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
+          f"{torch.get_num_threads()} threads"
+          + (f", faiss {faiss.__version__}" if faiss is not None else ", no faiss"))
+    if args.device.type == "cuda":
+        print(f"device: {torch.cuda.get_device_name(args.device)}")
+    metrics.evaluate_retrieval(*(tensor[:10] for tensor in data))  # warm-up (CUDA context)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{'operation':36s} {'seconds':>8s}")
+    for name, fn in rows:
+        print(f"{name:36s} {_time(fn, args.device):8.2f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
