@@ -10,7 +10,6 @@ BIN := $(VENV)/bin
 PROFILE ?=
 DATASET ?=
 NOTEBOOKS := $(shell $(PYTHON) -c "import re;print(' '.join(m+'.ipynb' for m in re.findall(r'file:\s*(book/\d\d_\S+)', open('_toc.yml').read())))")
-export MPLBACKEND := Agg
 
 .PHONY: book test unit notebooks book-check execute clean venv
 

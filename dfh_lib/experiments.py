@@ -135,8 +135,10 @@ def main_baselines(argv=None) -> ExperimentResult:
     tag = f"{splits.train.name}-{run.profile.name}"
     result = baselines(splits, bits, run.profile, run.run_dir(tag),
                        tuple(args.methods.split(",")))
-    table = results_table(result.rows, Provenance.of(run, splits, "query vs database"),
-                          index=["method", "bits"])
+    h, w = run.profile.image_size
+    provenance = Provenance.of(run, splits, "query vs database",
+                               epochs=run.profile.epochs, input=f"{h}x{w}")
+    table = results_table(result.rows, provenance, index=["method", "bits"])
     out = Path(args.out or f"results/baselines-{tag}")
     save_results(table, out)
     plot_metric_vs_bits(table).savefig(out.with_suffix(".png"), dpi=100)

@@ -37,10 +37,8 @@ class Provenance:
         from .runtime import describe_device
 
         db = splits.database
-        h, w = run.profile.image_size
         dataset = (f"{db.name} ({db.num_identities} identities; {len(splits.query)} queries, "
-                   f"{len(db)} database images; stored {db.image_size[0]}x{db.image_size[1]} "
-                   f"px, network input {h}x{w})")
+                   f"{len(db)} database images, {db.image_size[0]}x{db.image_size[1]} px)")
         return cls(run.profile.name, dataset, split, describe_device(run.device), extra)
 
     def __str__(self) -> str:

@@ -17,10 +17,12 @@ def _to_widget(view):
     import ipywidgets as w
     from matplotlib.figure import Figure
 
-    from .viz import figure_to_png
+    from .viz import figure_to_bytes
 
     if isinstance(view, Figure):
-        return w.Image(value=figure_to_png(view), format="png",
+        # face galleries (many photos) as JPEG, plots as PNG
+        fmt = "jpeg" if getattr(view, "is_photo_grid", False) else "png"
+        return w.Image(value=figure_to_bytes(view, fmt), format=fmt,
                        layout=w.Layout(max_width="100%", height="auto"))
     if hasattr(view, "to_html"):  # a pandas Styler or DataFrame
         return w.HTML(view.to_html())

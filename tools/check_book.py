@@ -22,6 +22,9 @@ def check(html_dir: Path) -> list[str]:
             problems.append(f"{page}: no figure")
         if 'class="output traceback' in text or "Traceback (most recent call last)" in text:
             problems.append(f"{page}: shows a Python error")
+        remote = re.findall(r'<script[^>]*src="(https?://[^"]+)"', text)
+        if remote:
+            problems.append(f"{page}: loads scripts from the internet: {remote}")
         if "application/vnd.jupyter.widget-view+json" in text:
             for needed in ("application/vnd.jupyter.widget-state+json",
                            "_static/require.js", "_static/embed-amd.js"):
