@@ -1,0 +1,61 @@
+"""The shared experiment runner and the command line, on tiny synthfaces."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dfh_lib import experiments
+from dfh_lib.data import load_synthfaces, retrieval_protocol
+from dfh_lib.profiles import get_profile
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return retrieval_protocol(load_synthfaces(8, 8, size=32), num_query=2, num_val=1)
+
+
+def test_run_methods_trains_then_loads(splits, tmp_path):
+    tiny = get_profile("tiny").with_overrides(epochs=1)
+    first = experiments.run_methods(splits, ("ddh",), (12,), tiny, tmp_path, progress=False)
+    row = first.rows[0]
+    assert (row["method"], row["bits"]) == ("ddh", 12) and 0 < row["mAP"] <= 1
+    query_codes, db_codes = first.codes[("ddh", 12)]
+    assert query_codes.shape == (16, 12) and set(np.unique(db_codes)) <= {-1, 1}
+    assert (tmp_path / "ddh-12" / "best.pt").exists()
+    again = experiments.run_methods(splits, ("ddh",), (12,), tiny, tmp_path, progress=False)
+    assert again.rows[0]["mAP"] == row["mAP"]  # loaded, not retrained
+    np.testing.assert_array_equal(again.codes[("ddh", 12)][0], query_codes)
+
+
+def test_feature_hashing_prefixes_names(splits):
+    features = {part: getattr(splits, part).images.reshape(len(getattr(splits, part)), -1)
+                .astype(np.float32) for part in ("train", "query", "database")}
+    result = experiments.run_feature_hashing(features, splits, bits=(12,), prefix="pixel ")
+    assert [r["method"] for r in result.rows] == ["pixel LSH", "pixel PCA-ITQ"]
+
+
+def test_baselines_command_writes_the_table(tmp_path):
+    out = tmp_path / "table"
+    env = {**os.environ, "DFH_RUNS_DIR": str(tmp_path / "runs"), "DFH_DATASET": "synthfaces"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dfh_lib", "baselines", "--profile", "tiny", "--bits", "12",
+         "--methods", "ddh,csq", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = json.loads(out.with_suffix(".json").read_text())
+    methods = {row["method"] for row in table["rows"]}
+    assert methods == {"ddh", "csq", "deep LSH", "deep PCA-ITQ"}
+    assert table["provenance"]["profile"] == "tiny"
+    assert out.with_suffix(".png").exists() and "| ('ddh', 12)" in done.stdout
+
+
+def test_command_line_help_and_unknown_command():
+    ok = subprocess.run([sys.executable, "-m", "dfh_lib", "--help"], capture_output=True,
+                        text=True, timeout=60)
+    assert ok.returncode == 0 and "baselines" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "dfh_lib", "fly"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2
