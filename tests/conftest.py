@@ -26,3 +26,15 @@ def _writable_cache(tmp_path_factory, monkeypatch):
     cache.mkdir(exist_ok=True)
     if "DFH_CACHE_DIR" not in os.environ:
         monkeypatch.setenv("DFH_CACHE_DIR", str(cache))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids spin contention on a busy
+    2-core machine (use with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,13 +10,7 @@ from dfh_lib.losses import (LOSSES, METHOD_DEFAULTS, CSQLoss, DCDHLoss, DDHLoss,
                             DSHLoss, GreedyHashLoss, HashLoss, HashNetLoss, build_loss,
                             hash_centers)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids spin contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # three samples, two bits; samples 0 and 1 share identity 0

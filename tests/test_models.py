@@ -12,13 +12,7 @@ from dfh_lib.models import (MODEL_NAMES, DDHNet, DivideAndEncode, HashHead, Loca
                             count_parameters)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small batches: one intra-op thread avoids spin contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
