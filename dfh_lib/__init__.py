@@ -9,7 +9,7 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"data", "metrics", "index", "classic", "experiments", "models", "losses", "quantization",
+_SUBMODULES = {"data", "metrics", "index", "classic", "experiments", "dfh_loss", "models", "losses", "quantization",
                "train", "viz", "widgets", "results", "profiles", "runtime", "gan", "distill"}
 _SHORTCUTS = {"setup_notebook": "runtime", "get_device": "runtime",
               "seed_everything": "runtime", "get_profile": "profiles"}

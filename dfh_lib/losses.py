@@ -504,3 +504,6 @@ def build_loss(name: str, bits: int, num_classes: int, **kwargs) -> HashLoss:
     accepted = inspect.signature(cls).parameters
     sizes = {k: v for k, v in (("bits", bits), ("num_classes", num_classes)) if k in accepted}
     return cls(**sizes, **kwargs)
+
+
+from . import dfh_loss  # noqa: E402,F401  (registers "dfh"; imported last: it imports HashLoss)
