@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.decomposition import PCA
 
+from .metrics import binarize
+
 __all__ = ["LSH", "PCAITQ", "RandomCodes", "HASHERS", "pixel_features"]
 
 
@@ -29,8 +31,8 @@ def _check_features(X, name="X") -> np.ndarray:
 
 
 def _signs(projected: np.ndarray) -> np.ndarray:
-    # sign with 0 -> +1, the rule of dfh_lib.metrics.binarize
-    return np.where(projected >= 0, 1, -1).astype(np.int8)
+    """±1 int8 codes by the library's one sign rule (0 -> +1)."""
+    return binarize(projected).numpy()
 
 
 class _Hasher:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .classic import HASHERS
-from .metrics import binarize, evaluate_retrieval
-from .train import encode, train_method
+from .metrics import evaluate_retrieval
+from .train import binary_codes, encode, train_method
 
 __all__ = ["DEEP_BASELINES", "ExperimentResult", "run_methods", "run_feature_hashing",
            "classifier_features", "baselines", "main_baselines"]
@@ -61,9 +61,8 @@ def run_methods(splits, methods=DEEP_BASELINES, bits=(12, 24, 36, 48), profile=N
             start = time.perf_counter()
             model, _, history = train_method(method, splits, k, profile, run_dir=run_dir,
                                              progress=progress, **overrides)
-            query_codes = binarize(encode(model, splits.query))
-            db_codes = binarize(encode(model, splits.database))
-            result.add(method, k, query_codes, db_codes, splits,
+            result.add(method, k, binary_codes(model, splits.query),
+                       binary_codes(model, splits.database), splits,
                        best_epoch=history.best_epoch,
                        seconds=round(time.perf_counter() - start, 1))
             result.histories[(method, k)] = history

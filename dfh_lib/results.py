@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Provenance", "results_table", "save_results", "load_results"]
+__all__ = ["Provenance", "provenance_line", "results_table", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,12 @@ class Provenance:
                 f"| device: {self.device}{extra}")
 
 
+def provenance_line(df: pd.DataFrame, missing: str = "") -> str:
+    """The one-line provenance stored in ``df.attrs`` (``missing`` if none)."""
+    prov = df.attrs.get("provenance")
+    return str(Provenance(**prov)) if prov else missing
+
+
 def results_table(rows: list[dict], provenance: Provenance, index=None) -> pd.DataFrame:
     """A DataFrame of ``rows`` with ``provenance`` in ``df.attrs`` (shown by
     :func:`dfh_lib.viz.show_table`)."""
@@ -62,7 +68,7 @@ def save_results(df: pd.DataFrame, path: str | Path) -> list[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prov = df.attrs.get("provenance", {})
-    prov_line = str(Provenance(**prov)) if prov else "(no provenance)"
+    prov_line = provenance_line(df, "(no provenance)")
     csv, md, js = (path.with_suffix(s) for s in (".csv", ".md", ".json"))
     df.to_csv(csv)
     md.write_text(df.to_markdown(floatfmt=".4f") + f"\n\n{prov_line}\n"

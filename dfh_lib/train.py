@@ -33,7 +33,7 @@ from .metrics import binarize, evaluate_retrieval
 from .profiles import Profile, get_profile
 from .runtime import get_device, seed_everything
 
-__all__ = ["TrainConfig", "History", "fit", "encode",
+__all__ = ["TrainConfig", "History", "fit", "encode", "binary_codes",
            "evaluate", "train_method", "main_train"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -262,6 +262,13 @@ def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
     return torch.cat(parts) if parts else torch.empty(0, model.bits)
 
 
+def binary_codes(model: torch.nn.Module, data, batch_size: int = 512, device=None,
+                 image_size=None) -> torch.Tensor:
+    """±1 codes ``(N, bits)`` int8 of ``data``: :func:`encode`, then
+    :func:`~dfh_lib.metrics.binarize` (0 -> +1)."""
+    return binarize(encode(model, data, batch_size, device, image_size))
+
+
 def evaluate(model: torch.nn.Module, query, database, batch_size: int = 512,
              device=None, image_size=None) -> dict:
     """Retrieval metrics of ``model``: encode both sets, binarize, rank.
@@ -275,8 +282,8 @@ def evaluate(model: torch.nn.Module, query, database, batch_size: int = 512,
     image_size = image_size or getattr(model, "image_size", None)
     q_images, q_labels = _images_labels(query, image_size)
     d_images, d_labels = _images_labels(database, image_size)
-    q_codes = binarize(encode(model, q_images, batch_size, device))
-    d_codes = binarize(encode(model, d_images, batch_size, device))
+    q_codes = binary_codes(model, q_images, batch_size, device)
+    d_codes = binary_codes(model, d_images, batch_size, device)
     return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
 
 

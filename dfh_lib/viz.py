@@ -110,10 +110,9 @@ def plot_metric_vs_bits(df, metric: str = "mAP", method_col: str = "method",
 
 def show_table(df, precision: int = 4):
     """A styled table captioned with its provenance (profile, dataset, split, device)."""
-    from .results import Provenance
+    from .results import provenance_line
 
-    prov = df.attrs.get("provenance")
-    caption = str(Provenance(**prov)) if prov else ""
+    caption = provenance_line(df)
     return df.style.format(precision=precision).set_caption(caption).set_table_styles(
         [{"selector": "caption", "props": "caption-side: bottom; font-size: 0.8em;"}])
 
