@@ -286,3 +286,5 @@ class DFHLoss(HashLoss):
 # registered beside the baselines, so train_method("dfh", ...) works
 LOSSES["dfh"] = DFHLoss
 METHOD_DEFAULTS["dfh"] = {"activation": "tanh"}
+
+from . import quantization  # noqa: E402,F401  (registers "dfhq": DFH with a quantizer)
