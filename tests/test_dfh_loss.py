@@ -68,7 +68,7 @@ def test_metric_margin_is_in_hamming_bits():
     code = torch.tensor([[-1.0] + [1.0] * 7], dtype=torch.float64)
     metric = with_proxies(HammingProxyLoss(8, 2, margin_bits=2, scale=10.0).double(), [own, other])
     assert metric(code, torch.tensor([0])).item() == pytest.approx(math.log(2), rel=1e-12)
-    assert HammingProxyLoss(48, 5).cosface.margin == pytest.approx(2 * 6 / 48)  # default K/8 bits
+    assert HammingProxyLoss(48, 5).cosface.margin == pytest.approx(2 * 12 / 48)  # default K/4 bits
 
 
 def test_sign_term_hand_value():
@@ -281,7 +281,8 @@ def test_metric_term_separates_identities_by_the_margin():
 def test_whole_loss_decreases():
     torch.manual_seed(0)
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    loss = DFHLoss(12, 4)
+    # a sharp softmax (s = 8) and a small margin, so the floor of the metric term is near 0
+    loss = DFHLoss(12, 4, scale=8.0, margin_bits=1.5, sign_margin=0.5, balance_weight=0.1)
     raw = nn.Parameter(0.5 * torch.randn(8, 12))
     values = optimise(lambda u: loss(u, labels)[0], raw, extra=loss.parameters(), lr=0.05)
     assert values[-1] < 0.05 * values[0], values[::10]
