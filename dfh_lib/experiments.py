@@ -16,10 +16,26 @@ from .classic import HASHERS
 from .metrics import evaluate_retrieval
 from .train import binary_codes, encode, train_method
 
-__all__ = ["DEEP_BASELINES", "ExperimentResult", "run_methods", "run_feature_hashing",
+__all__ = ["DEEP_BASELINES", "Variant", "ExperimentResult", "run_methods", "run_feature_hashing",
            "classifier_features", "baselines", "main_baselines"]
 
 DEEP_BASELINES = ("dpsh", "dsh", "hashnet", "greedyhash", "csq", "ddh", "dcdh")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method with non-default loss settings under a name of its own, for
+    ablations: ``Variant("dfh-metric", "dfh", {"sign_weight": 0})``. The
+    label names the table row and the run folder (keep it path-safe)."""
+
+    label: str
+    method: str
+    loss_kwargs: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec) -> "Variant":
+        """A Variant from a Variant or a plain method name."""
+        return spec if isinstance(spec, Variant) else cls(spec, spec)
 
 
 @dataclass
@@ -52,20 +68,22 @@ class ExperimentResult:
 def run_methods(splits, methods=DEEP_BASELINES, bits=(12, 24, 36, 48), profile=None,
                 runs_dir=None, progress: bool = True, **overrides) -> ExperimentResult:
     """Train every method at every code length (train-or-load: a finished run
-    in ``runs_dir/<method>-<bits>`` is loaded, not retrained) and evaluate the
-    best-on-validation model on query vs database."""
+    in ``runs_dir/<label>-<bits>`` is loaded, not retrained) and evaluate the
+    best-on-validation model on query vs database. ``methods`` holds method
+    names or :class:`Variant` s."""
     result = ExperimentResult()
     for k in bits:
-        for method in methods:
-            run_dir = None if runs_dir is None else Path(runs_dir) / f"{method}-{k}"
+        for variant in map(Variant.of, methods):
+            run_dir = None if runs_dir is None else Path(runs_dir) / f"{variant.label}-{k}"
             start = time.perf_counter()
-            model, _, history = train_method(method, splits, k, profile, run_dir=run_dir,
+            model, _, history = train_method(variant.method, splits, k, profile,
+                                             run_dir=run_dir, loss_kwargs=variant.loss_kwargs,
                                              progress=progress, **overrides)
-            result.add(method, k, binary_codes(model, splits.query),
+            result.add(variant.label, k, binary_codes(model, splits.query),
                        binary_codes(model, splits.database), splits,
                        best_epoch=history.best_epoch,
                        seconds=round(time.perf_counter() - start, 1))
-            result.histories[(method, k)] = history
+            result.histories[(variant.label, k)] = history
     return result
 
 

@@ -481,10 +481,18 @@ def _data_summary(train: FaceDataset) -> dict:
             "train_labels_sha1": hashlib.sha1(train.labels.tobytes()).hexdigest()[:12]}
 
 
+def _loss_summary(loss: torch.nn.Module) -> str:
+    """The loss and its settings (margins, weights) as its repr, so a run is
+    not resumed with other loss settings under the same run_dir."""
+    return " ".join(repr(loss).split())
+
+
 def _check_same_run(state: dict, config: TrainConfig, data: dict, path: Path) -> None:
-    if state["fingerprint"] == config.fingerprint() and state["data"] == data:
+    saved = dict(state["data"])
+    saved.setdefault("loss", data.get("loss"))  # checkpoints written before losses were recorded
+    if state["fingerprint"] == config.fingerprint() and saved == data:
         return
-    old = {**state["config"], **state["data"]}
+    old = {**state["config"], **saved}
     new = {**config.to_dict(), **data}
     changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(new)
                if k not in _NOT_IN_FINGERPRINT and old.get(k) != new.get(k)]
@@ -590,7 +598,7 @@ def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
     seed_everything(config.seed, config.deterministic)
     run = _Run.create(model, loss, config, device)
     train, val = _prepare_inputs(splits, config, device)
-    data = _data_summary(splits.train)
+    data = {**_data_summary(splits.train), "loss": _loss_summary(loss)}
     history, best = History(config=config.to_dict()), None
     if run_dir is not None:
         run_dir = Path(run_dir)

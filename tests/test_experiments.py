@@ -30,6 +30,16 @@ def test_run_methods_trains_then_loads(splits, tmp_path):
     np.testing.assert_array_equal(again.codes[("ddh", 12)][0], query_codes)
 
 
+def test_variants_get_their_own_rows_and_runs(splits, tmp_path):
+    tiny = get_profile("tiny").with_overrides(epochs=1)
+    variants = (experiments.Variant("dfh-metric", "dfh", {"sign_weight": 0}), "dfh")
+    result = experiments.run_methods(splits, variants, (12,), tiny, tmp_path, progress=False)
+    assert [r["method"] for r in result.rows] == ["dfh-metric", "dfh"]
+    assert "sign" not in result.histories[("dfh-metric", 12)].records[0]
+    assert "sign" in result.histories[("dfh", 12)].records[0]
+    assert (tmp_path / "dfh-metric-12" / "best.pt").exists()
+
+
 def test_feature_hashing_prefixes_names(splits):
     features = {part: getattr(splits, part).images.reshape(len(getattr(splits, part)), -1)
                 .astype(np.float32) for part in ("train", "query", "database")}

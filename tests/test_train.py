@@ -300,6 +300,39 @@ def test_checkpoint_of_another_config_or_data_is_refused(splits, tmp_path):
     assert history.config["lr"] == 2e-2 and load(tmp_path / CHECKPOINT)["config"]["lr"] == 2e-2
 
 
+class MarginCentreLoss(CentreLoss):
+    """CentreLoss with a setting that shows in its repr (as a real loss's margin does)."""
+
+    def __init__(self, margin=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.margin = margin
+
+    def extra_repr(self):
+        return f"margin={self.margin}"
+
+
+def test_checkpoint_of_other_loss_settings_is_refused(splits, tmp_path):
+    fit(new_model(), MarginCentreLoss(0.5), splits, make_config(epochs=1), run_dir=tmp_path,
+        progress=False)
+    with pytest.raises(ValueError, match=r"different run \(loss: .*margin=0\.5.* -> "
+                                         r".*margin=0\.8"):
+        fit(new_model(), MarginCentreLoss(0.8), splits, make_config(epochs=1),
+            run_dir=tmp_path, progress=False)
+    again = fit(new_model(), MarginCentreLoss(0.5), splits, make_config(epochs=1),
+                run_dir=tmp_path, progress=False)  # same settings: loads
+    assert len(again) == 1
+
+
+def test_checkpoint_without_a_loss_record_still_loads(splits, tmp_path):
+    fit(new_model(), CentreLoss(), splits, make_config(epochs=1), run_dir=tmp_path,
+        progress=False)
+    state = load(tmp_path / CHECKPOINT)
+    del state["data"]["loss"]  # as written before losses were recorded
+    torch.save(state, tmp_path / CHECKPOINT)
+    assert len(fit(new_model(), CentreLoss(), splits, make_config(epochs=1),
+                   run_dir=tmp_path, progress=False)) == 1
+
+
 @pytest.mark.parametrize("content, message", [
     (b"not a checkpoint at all", "is not a readable dfh_lib checkpoint"),
     (b"", "is not a readable dfh_lib checkpoint"),
