@@ -16,7 +16,7 @@ from .classic import HASHERS
 from .metrics import evaluate_retrieval
 from .train import binary_codes, encode, train_method
 
-__all__ = ["DEEP_BASELINES", "Variant", "ExperimentResult", "run_methods", "run_feature_hashing",
+__all__ = ["DEEP_BASELINES", "Variant", "ExperimentResult", "run_methods", "trained_model", "run_feature_hashing",
            "classifier_features", "baselines", "main_baselines"]
 
 DEEP_BASELINES = ("dpsh", "dsh", "hashnet", "greedyhash", "csq", "ddh", "dcdh")
@@ -85,6 +85,17 @@ def run_methods(splits, methods=DEEP_BASELINES, bits=(12, 24, 36, 48), profile=N
                        seconds=round(time.perf_counter() - start, 1))
             result.histories[(variant.label, k)] = history
     return result
+
+
+def trained_model(spec, splits, bits: int, profile=None, runs_dir=None, **overrides):
+    """The best-on-validation network of one :func:`run_methods` run (a
+    method name or :class:`Variant`), loaded from ``runs_dir`` when it
+    finished there, else trained — e.g. to look at its relaxed codes."""
+    variant = Variant.of(spec)
+    run_dir = None if runs_dir is None else Path(runs_dir) / f"{variant.label}-{bits}"
+    model, _, _ = train_method(variant.method, splits, bits, profile, run_dir=run_dir,
+                               loss_kwargs=variant.loss_kwargs, progress=False, **overrides)
+    return model.eval()
 
 
 def run_feature_hashing(features: dict, splits, methods=("LSH", "PCA-ITQ"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-__all__ = ["precomputed_explorer", "precomputed_grid"]
+__all__ = ["precomputed_explorer", "precomputed_grid", "precomputed_product"]
 
 
 def _to_widget(view):
@@ -58,27 +58,40 @@ def precomputed_explorer(options: Sequence, render: Callable, description: str =
 
 def precomputed_grid(row_options: Sequence, col_options: Sequence, render: Callable,
                      row_description: str = "", col_description: str = ""):
-    """Two selectors (e.g. method × bits) over views ``render(row, col)``.
+    """Two selectors (e.g. method × bits) over views ``render(row, col)``:
+    row buttons and a column slider (see :func:`precomputed_product`)."""
+    return precomputed_product({row_description: row_options, col_description: col_options},
+                               render)
 
-    One outer :class:`ipywidgets.Stack` per row option holds an inner Stack
-    per column option; the row selector switches the outer stack, the column
-    selector every inner one — all linked in the browser, so it works in the
-    static book too. Renders ``len(row_options) * len(col_options)`` views.
+
+def precomputed_product(axes: dict, render: Callable):
+    """One selector per axis (``{description: options}``) over the views
+    ``render(*choice)`` of every combination.
+
+    The views sit in nested :class:`ipywidgets.Stack` s, one level per axis;
+    each selector switches every stack of its level, linked in the browser,
+    so it works in the static book too. The last axis gets a slider, the
+    others toggle buttons. Renders the product of the option counts.
     """
     import ipywidgets as w
 
-    rows, cols = list(row_options), list(col_options)
-    if not rows or not cols:
-        raise ValueError("precomputed_grid needs at least one row and one column option")
-    row_selector = w.ToggleButtons(options=[str(r) for r in rows], description=row_description,
-                                   style={"description_width": "initial", "button_width": "auto"})
-    col_selector = w.SelectionSlider(options=[str(c) for c in cols], description=col_description,
-                                     style={"description_width": "initial"})
-    inner = []
-    for row in rows:
-        stack = w.Stack([_to_widget(render(row, col)) for col in cols], selected_index=0)
-        w.jslink((col_selector, "index"), (stack, "selected_index"))
-        inner.append(stack)
-    outer = w.Stack(inner, selected_index=0)
-    w.jslink((row_selector, "index"), (outer, "selected_index"))
-    return w.VBox([row_selector, col_selector, outer])
+    names, options = list(axes), [list(o) for o in axes.values()]
+    if not names or not all(options):
+        raise ValueError("precomputed_product needs at least one axis, each with at least "
+                         "one option")
+    selectors = [w.ToggleButtons(options=[str(o) for o in opts], description=name,
+                                 style={"description_width": "initial", "button_width": "auto"})
+                 for name, opts in zip(names[:-1], options[:-1])]
+    selectors.append(w.SelectionSlider(options=[str(o) for o in options[-1]],
+                                       description=names[-1],
+                                       style={"description_width": "initial"}))
+
+    def build(level: int, chosen: tuple):
+        if level == len(options):
+            return _to_widget(render(*chosen))
+        stack = w.Stack([build(level + 1, chosen + (o,)) for o in options[level]],
+                        selected_index=0)
+        w.jslink((selectors[level], "index"), (stack, "selected_index"))
+        return stack
+
+    return w.VBox([*selectors, build(0, ())])

@@ -38,6 +38,9 @@ def test_variants_get_their_own_rows_and_runs(splits, tmp_path):
     assert "sign" not in result.histories[("dfh-metric", 12)].records[0]
     assert "sign" in result.histories[("dfh", 12)].records[0]
     assert (tmp_path / "dfh-metric-12" / "best.pt").exists()
+    model = experiments.trained_model(variants[0], splits, 12, tiny, tmp_path)  # loads
+    codes = np.sign(experiments.encode(model, splits.query).numpy())
+    np.testing.assert_array_equal(codes, result.codes[("dfh-metric", 12)][0])
 
 
 def test_feature_hashing_prefixes_names(splits):

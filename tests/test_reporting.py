@@ -66,3 +66,13 @@ def test_precomputed_grid_links_both_selectors():
     assert seen == [("a", 12), ("a", 48), ("b", 12), ("b", 48)]
     assert len(outer.children) == 2 and len(outer.children[1].children) == 2
     assert outer.children[1].children[0].value == "b12"
+
+
+def test_precomputed_product_nests_one_level_per_axis():
+    box = widgets.precomputed_product({"margin": [0, 3], "sign": [0, 1, 2], "bits": [12, 48]},
+                                      lambda m, s, k: f"{m}-{s}-{k}")
+    margin, sign, bits, outer = box.children
+    assert list(sign.options) == ["0", "1", "2"] and list(bits.options) == ["12", "48"]
+    assert outer.children[1].children[2].children[0].value == "3-2-12"
+    with pytest.raises(ValueError, match="at least one option"):
+        widgets.precomputed_product({"a": []}, str)
