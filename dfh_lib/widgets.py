@@ -60,12 +60,13 @@ def precomputed_grid(row_options: Sequence, col_options: Sequence, render: Calla
                      row_description: str = "", col_description: str = ""):
     """Two selectors (e.g. method × bits) over views ``render(row, col)``:
     row buttons and a column slider (see :func:`precomputed_product`)."""
-    return precomputed_product({row_description: row_options, col_description: col_options},
+    return precomputed_product([(row_description, row_options), (col_description, col_options)],
                                render)
 
 
-def precomputed_product(axes: dict, render: Callable):
-    """One selector per axis (``{description: options}``) over the views
+def precomputed_product(axes, render: Callable):
+    """One selector per axis (``{description: options}`` or a list of
+    ``(description, options)`` pairs) over the views
     ``render(*choice)`` of every combination.
 
     The views sit in nested :class:`ipywidgets.Stack` s, one level per axis;
@@ -75,7 +76,8 @@ def precomputed_product(axes: dict, render: Callable):
     """
     import ipywidgets as w
 
-    names, options = list(axes), [list(o) for o in axes.values()]
+    pairs = list(axes.items()) if isinstance(axes, dict) else list(axes)
+    names, options = [name for name, _ in pairs], [list(opts) for _, opts in pairs]
     if not names or not all(options):
         raise ValueError("precomputed_product needs at least one axis, each with at least "
                          "one option")
