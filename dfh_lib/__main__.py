@@ -1,4 +1,4 @@
-"""Command line: ``python -m dfh_lib {info,train,baselines} ...`` (or ``dfh ...``)."""
+"""Command line: ``python -m dfh_lib {info,train,baselines,reproduce} ...`` (or ``dfh ...``)."""
 from __future__ import annotations
 
 import argparse
@@ -28,13 +28,20 @@ def _baselines(argv) -> None:
     main_baselines(argv)
 
 
+def _reproduce(argv) -> None:
+    from .distill import main_reproduce
+
+    main_reproduce(argv)
+
+
 def _train(argv) -> None:
     from .train import main_train
 
     main_train(argv)
 
 
-COMMANDS = {"info": _info, "train": _train, "baselines": _baselines}
+COMMANDS = {"info": _info, "train": _train, "baselines": _baselines,
+            "reproduce": _reproduce}
 
 
 def main(argv=None) -> None:
@@ -43,7 +50,9 @@ def main(argv=None) -> None:
         print("usage: python -m dfh_lib {" + ",".join(COMMANDS) + "} [options]\n"
               "  info       versions, device, datasets present\n"
               "  train      train one method at one code length\n"
-              "  baselines  train and evaluate the baselines; write the results table")
+              "  baselines  train and evaluate the baselines; write the results table\n"
+              "  reproduce  DFH-GANs (teacher, multi-layer KD, fine-tuning) + baselines; "
+              "write the table")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     COMMANDS[argv[0]](argv[1:])
 

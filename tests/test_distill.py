@@ -1,0 +1,277 @@
+"""Multi-layer heads, distillation losses, the stage recipe and `reproduce`,
+on tiny synthfaces (one-epoch runs)."""
+import json
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import dfh_lib
+from dfh_lib import distill
+from dfh_lib import train as train_module
+from dfh_lib.data import load_synthfaces, retrieval_protocol
+from dfh_lib.dfh_loss import DFHLoss
+from dfh_lib.distill import (Distill, DistillationLoss, MultiHeadLoss, Recipe,
+                             SimilarityDistillLoss, SoftTargetLoss, Stage, build_multihead,
+                             copy_weights, run_recipe)
+from dfh_lib.profiles import get_profile
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+HEADS = ("block3", "final")
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    monkeypatch.setenv("DFH_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return retrieval_protocol(load_synthfaces(8, 8, size=32), num_query=2, num_val=1)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return get_profile("tiny").with_overrides(epochs=1)
+
+
+def small_recipe(**student):
+    """Teacher (a small DDH-sized embedding to keep it fast) -> student -> finetune."""
+    return Recipe((Stage("teacher", kind="teacher", network="ddh", dim=32),
+                   Stage("student", heads=HEADS, distill=Distill(), **student),
+                   Stage("finetune", heads=HEADS, init_from="student", lr_scale=0.1)))
+
+
+# ---------------------------------------------------------------------------- network
+
+def test_heads_shapes_order_and_modes():
+    model = build_multihead("ddh", 12, heads=("final", "block2", "block3"))
+    assert model.head_names == ("block2", "block3", "final")  # depth order
+    x = torch.rand(5, 3, 32, 32)
+    heads = model.forward_heads(x)
+    assert list(heads) == ["block2", "block3", "final"]
+    assert all(v.shape == (5, 12) and v.abs().max() <= 1 for v in heads.values())
+    assert model.train()(x).shape == (5, 36)  # training: every head side by side
+    assert model.eval()(x).shape == (5, 12)   # eval: the retrieval head
+
+
+def test_final_head_is_what_encode_uses():
+    torch.manual_seed(0)
+    model = build_multihead("ddh", 12, heads=("block2", "final"))
+    x = torch.rand(6, 3, 32, 32)
+    codes = train_module.encode(model, x)
+    assert model.training  # encode restores the mode
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(codes, model.forward_heads(x)["final"])
+        torch.testing.assert_close(codes, model.backbone(x))
+    encoded = distill.encode_heads(model, x)
+    torch.testing.assert_close(encoded["final"], codes)
+
+
+@pytest.mark.parametrize("heads", [("block2",), ("block9", "final"), ("u", "final"),
+                                   ("final", "final")])
+def test_bad_heads_are_refused(heads):
+    with pytest.raises(ValueError, match="heads must"):
+        build_multihead("ddh", 12, heads=heads)
+
+
+def test_copy_weights_shared_keys_and_mismatch():
+    source = build_multihead("ddh", 12, heads=HEADS)
+    target = build_multihead("ddh", 12, heads=("block2", "final"), activation=None)
+    copied = copy_weights(target, source)
+    assert "backbone.block1.0.weight" in copied and not any(k.startswith("heads.block2")
+                                                            for k in copied)
+    torch.testing.assert_close(target.backbone.block4[0].weight, source.backbone.block4[0].weight)
+    with pytest.raises(ValueError, match="same network and bits"):
+        copy_weights(torch.nn.Linear(2, 2), source)
+
+
+# ---------------------------------------------------------------------------- KD losses
+
+def test_similarity_distill_hand_value_and_gradient():
+    u = torch.tensor([[1.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    loss = SimilarityDistillLoss()(u, teacher)
+    # cos_s = 1/sqrt2, cos_t = 0: both off-diagonal entries give (1/sqrt2)^2
+    torch.testing.assert_close(loss, torch.tensor(0.5))
+    loss.backward()
+    # dL/du_i = 2 c * d cos/du_i, with d cos/du_0 = (0, 1/sqrt2), d cos/du_1 = (1, -1)/(2 sqrt2)
+    torch.testing.assert_close(u.grad, torch.tensor([[0.0, 1.0], [0.5, -0.5]]))
+
+
+def test_soft_target_hand_value_and_gradient():
+    kd = SoftTargetLoss(bits=2, num_classes=2, temperature=2.0)
+    with torch.no_grad():
+        kd.classifier.weight.copy_(torch.eye(2))
+        kd.classifier.bias.zero_()
+    u = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    loss = kd(u, torch.zeros(1, 2))  # teacher: uniform; student logits / T = (0.5, 0)
+    expected = 4 * (math.log1p(math.exp(0.5)) - math.log(2) - 0.25)  # T² KL
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    g = 2 * (1 / (1 + math.exp(-0.5)) - 0.5)  # T (p_s - p_t), times W = I
+    torch.testing.assert_close(u.grad, torch.tensor([[g, -g]]))
+
+
+def test_kd_losses_gradcheck_float64():
+    torch.manual_seed(0)
+    u = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(SimilarityDistillLoss(), (u, t))
+    kd = SoftTargetLoss(4, 3, temperature=3.0).double()
+    logits = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(kd, (u, logits))
+
+
+# ---------------------------------------------------------------------------- multi-head losses
+
+def test_multihead_loss_terms_are_named_weighted_and_sum():
+    torch.manual_seed(0)
+    u, labels = torch.rand(8, 24) * 2 - 1, torch.arange(4).repeat(2)
+    loss = MultiHeadLoss("dfh", 12, 4, heads=HEADS, aux_weight=0.5)
+    value, terms = loss(u, labels)
+    assert set(terms) == {f"{h}/{t}" for h in HEADS
+                          for t in ("metric", "sign", "balance", "decorrelation")}
+    torch.testing.assert_close(value, sum(terms.values()))
+    _, aux = DFHLoss(12, 4)(u[:, :12], labels)  # the block3 slice, same initial proxies
+    torch.testing.assert_close(terms["block3/metric"], 0.5 * aux["metric"])
+    with pytest.raises(ValueError, match=r"\(N, 24\)"):
+        loss(u[:, :12], labels)
+
+
+def test_distillation_loss_adds_kd_terms_and_needs_index():
+    torch.manual_seed(0)
+    u, labels = torch.rand(6, 24) * 2 - 1, torch.tensor([0, 0, 1, 1, 2, 2])
+    loss = DistillationLoss("dfh", 12, 3, HEADS, torch.randn(10, 7), torch.randn(10, 3),
+                            kd_heads=("final",))
+    assert loss.needs_index and "teacher_embeddings" not in loss.state_dict()
+    value, terms = loss(u, labels, index=torch.arange(6))
+    assert {"final/kd_similarity", "final/kd_soft"} <= set(terms)
+    assert "block3/kd_soft" not in terms
+    torch.testing.assert_close(value, sum(terms.values()))
+    with pytest.raises(ValueError, match="index="):
+        loss(u, labels)
+
+
+# ---------------------------------------------------------------------------- recipe
+
+def test_recipe_trains_then_loads_without_training(splits, tiny, tmp_path, monkeypatch):
+    first = run_recipe(small_recipe(), splits, 12, tiny, tmp_path, progress=False)
+    assert [r["method"] for r in first.rows] == ["student", "finetune"]
+    history = first.histories[("student", 12)]
+    assert len(history) == 1 and "final/kd_similarity" in history.records[0]
+    assert (tmp_path / "teacher" / "best.pt").exists()
+    assert json.loads((tmp_path / "student" / "12bits" / "stage.json").read_text())["bits"] == 12
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished stage was retrained")
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", no_training)
+    again = run_recipe(small_recipe(), splits, 12, tiny, tmp_path, progress=False)
+    assert [r["mAP"] for r in again.rows] == [r["mAP"] for r in first.rows]
+    # another spec in the same folder is refused, naming what changed
+    with pytest.raises(ValueError, match="another stage spec.*stage"):
+        run_recipe(small_recipe(aux_weight=0.1), splits, 12, tiny, tmp_path, progress=False)
+
+
+def test_init_from_copies_weights_and_gan_stage_gets_augmented_data(splits, tiny, tmp_path,
+                                                                     monkeypatch):
+    seen = {}
+
+    def fake_fit(model, loss, data, config, run_dir=None, **kwargs):  # no training at all
+        seen[config.method] = (len(data.train), run_dir)
+        return train_module.History()
+
+    monkeypatch.setattr(train_module, "fit", fake_fit)
+    recipe = Recipe((Stage("a", heads=HEADS),
+                     Stage("b", method="dfhq", heads=HEADS, init_from="a", augment="gan")))
+    doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
+    result = run_recipe(recipe, splits, 12, tiny, tmp_path, augment_fn=doubled, progress=False)
+    a, b = result.models[("a", 12)], result.models[("b", 12)]
+    for name, value in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[name], value)
+    assert b.activation is None and a.activation == "tanh"  # dfhq: raw outputs
+    assert seen["dfhq"] == (2 * len(splits.train), tmp_path / "b-gan" / "12bits")
+    assert [r["gan_augmented"] for r in result.rows] == [False, True]
+
+
+def test_ablation_rows_in_order(splits, tiny):
+    result = distill.ablation(splits, (12,), tiny, heads=HEADS, progress=False)
+    assert [r["method"] for r in result.rows] == list(distill.ABLATION)
+    maps = distill.head_maps(result.models[("student", 12)], splits)
+    assert list(maps) == list(HEADS) and all(0 < m <= 1 for m in maps.values())
+    mats = distill.similarity_matrices(result.teachers["teacher"],
+                                       result.models[("student", 12)], splits.query, n=6)
+    assert mats["teacher"].shape == mats["codes"].shape == (6, 6)
+    np.testing.assert_allclose(np.diag(mats["codes"]), 1.0)
+    assert list(mats["labels"]) == sorted(mats["labels"])
+
+
+@pytest.mark.parametrize("stages, message", [
+    ((Stage("a", method="nope"),), "unknown method 'nope'"),
+    ((Stage("a"), Stage("b", init_from="c")), "init_from='c' is not an earlier hash stage"),
+    ((Stage("a"), Stage("a")), "unique"),
+])
+def test_bad_recipes_are_refused(stages, message):
+    with pytest.raises(ValueError, match=message):
+        Recipe(stages)
+
+
+def test_bad_stage_fields_and_unknown_stage_name():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Stage("x", kind="student")
+    with pytest.raises(ValueError, match="augment must be one of"):
+        Stage("x", augment="diffusion")
+    with pytest.raises(ValueError, match="unknown stage 'z'"):
+        Recipe((Stage("a"),)).stage("z")
+
+
+def test_missing_teacher_checkpoint_is_a_clear_error(splits, tiny, tmp_path):
+    recipe = Recipe((Stage("student", distill=Distill()),))
+    with pytest.raises(ValueError, match="no teacher checkpoint in .*teacher"):
+        run_recipe(recipe, splits, 12, tiny, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="add Stage\\('teacher'"):
+        run_recipe(recipe, splits, 12, tiny, None, progress=False)
+    # a teacher trained on its own is then found and loaded
+    distill.train_teacher(splits, tiny, tmp_path / "teacher", network="ddh", dim=16,
+                          progress=False)
+    result = run_recipe(recipe, splits, 12, tiny, tmp_path, progress=False)
+    assert result.teachers["teacher"].model.bits == 16
+
+
+# ---------------------------------------------------------------------------- command line
+
+def test_reproduce_command_writes_tables_with_provenance(tmp_path, monkeypatch, capsys):
+    from dfh_lib.__main__ import main
+
+    monkeypatch.setenv("DFH_RUNS_DIR", str(tmp_path / "runs"))
+    out = tmp_path / "table"
+    main(["reproduce", "--profile", "tiny", "--dataset", "synthfaces", "--bits", "12",
+          "--methods", "ddh", "--out", str(out)])
+    md = out.with_suffix(".md").read_text()
+    assert "profile: tiny | dataset: synthfaces" in md and "no --gan-checkpoint" in md
+    methods = {row["method"] for row in json.loads(out.with_suffix(".json").read_text())["rows"]}
+    assert {"ddh", "dfh", "DFH multi-layer + KD", "DFH-GANs (no GAN data)"} <= methods
+    assert "\nDFH multi-layer + KD,12," in out.with_suffix(".csv").read_text()
+    assert out.with_suffix(".png").exists()
+    assert (tmp_path / "runs" / "reproduce" / "synthfaces-tiny" / "teacher").is_dir()
+    assert "no --gan-checkpoint" in capsys.readouterr().out
+
+
+def test_gan_checkpoint_goes_through_dfh_lib_gan(monkeypatch, tmp_path):
+    calls = []
+    fake = types.SimpleNamespace(
+        load_generator=lambda path: ("G", path),
+        load_attribute_classifier=lambda path: ("C", path),
+        augment=lambda train, generator, classifier=None: calls.append(
+            (train, generator, classifier)) or train)
+    monkeypatch.setitem(sys.modules, "dfh_lib.gan", fake)
+    monkeypatch.setattr(dfh_lib, "gan", fake, raising=False)
+    augment_fn, note = distill._gan_augment_fn(tmp_path / "g.pt", "c.pt")
+    assert augment_fn("train") == "train" and "g.pt" in note
+    assert calls == [("train", ("G", tmp_path / "g.pt"), ("C", "c.pt"))]
+    assert distill._gan_augment_fn(None) == (None, "no GAN (no --gan-checkpoint given)")
