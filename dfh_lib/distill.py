@@ -391,6 +391,10 @@ class DistillationLoss(MultiHeadLoss):
                 terms[f"{h}/kd_soft"] = self.soft_weight * self.soft[h](heads[h], z)
         return terms
 
+    def extra_repr(self) -> str:  # fit records the repr: a run resumes only with these
+        return (f"{super().extra_repr()}, similarity_weight={self.similarity_weight:g}, "
+                f"soft_weight={self.soft_weight:g}, kd_heads={self.kd_heads}")
+
 
 # ----------------------------------------------------------------------------
 # the teacher
