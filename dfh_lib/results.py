@@ -15,7 +15,19 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Provenance", "provenance_line", "results_table", "save_results", "load_results"]
+__all__ = ["Provenance", "provenance_line", "results_table", "save_results", "load_results",
+           "REFERENCE_RUNS", "load_reference_run"]
+
+# Result files shipped with the library (so a chapter shows them on Colab too):
+# runs too long for a chapter to repeat, each made by this project's own code.
+REFERENCE_RUNS = {
+    "tune_dfh_cpu-lfw": {
+        "what": "validation-only random search of the DFH loss settings (Chapter 3)",
+        "command": "python bench/tune_dfh.py --out dfh_lib/reference_results/tune_dfh_cpu-lfw.jsonl --bits 12 24 36 48 --trials 30 --top 3 "
+                   "--seeds 3 --workers 14",
+        "device": "NVIDIA H100 80GB HBM3 (torch 2.11), cpu-profile recipe, LFW >= 20 images",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -93,3 +105,17 @@ def _has_tabulate() -> bool:
     except ImportError:
         return False
     return True
+
+
+def load_reference_run(name: str) -> pd.DataFrame:
+    """A result file shipped in ``dfh_lib/reference_results`` (see
+    :data:`REFERENCE_RUNS` for what made it) as a DataFrame; its origin is in
+    ``df.attrs["reference"]``."""
+    from importlib.resources import files
+
+    if name not in REFERENCE_RUNS:
+        raise ValueError(f"unknown reference run {name!r}; known: {sorted(REFERENCE_RUNS)}")
+    with files("dfh_lib").joinpath("reference_results", f"{name}.jsonl").open() as f:
+        df = pd.read_json(f, lines=True)
+    df.attrs["reference"] = dict(REFERENCE_RUNS[name], name=name)
+    return df

@@ -76,3 +76,16 @@ def test_precomputed_product_nests_one_level_per_axis():
     assert outer.children[1].children[2].children[0].value == "3-2-12"
     with pytest.raises(ValueError, match="at least one option"):
         widgets.precomputed_product({"a": []}, str)
+
+
+def test_reference_runs_ship_with_the_library():
+    from dfh_lib.results import REFERENCE_RUNS, load_reference_run
+
+    for name in REFERENCE_RUNS:
+        df = load_reference_run(name)
+        assert len(df) > 0 and df.attrs["reference"]["command"]
+    search = load_reference_run("tune_dfh_cpu-lfw")
+    assert {"bits", "val_mAP", "params", "round"} <= set(search.columns)
+    assert search["val_mAP"].between(0, 1).all()
+    with pytest.raises(ValueError, match="unknown reference run"):
+        load_reference_run("nope")
