@@ -23,8 +23,8 @@ __all__ = ["Provenance", "provenance_line", "results_table", "save_results", "lo
 REFERENCE_RUNS = {
     "tune_dfh_cpu-lfw": {
         "what": "validation-only random search of the DFH loss settings (Chapter 3)",
-        "command": "python bench/tune_dfh.py --out dfh_lib/reference_results/tune_dfh_cpu-lfw.jsonl --bits 12 24 36 48 --trials 30 --top 3 "
-                   "--seeds 3 --workers 14",
+        "command": "python bench/tune_dfh.py --bits 12 24 36 48 --trials 30 --top 3 --seeds 3 "
+                   "--workers 14 --out dfh_lib/reference_results/tune_dfh_cpu-lfw.jsonl",
         "device": "NVIDIA H100 80GB HBM3 (torch 2.11), cpu-profile recipe, LFW >= 20 images",
     },
 }
