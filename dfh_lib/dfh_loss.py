@@ -231,6 +231,8 @@ class DFHLoss(HashLoss):
             (defaults 1, 1, 1, 0.1: from the trends of the validation search in
             ``bench/tune_dfh.py``; Chapter 3 shows that search and the ablation).
         margin_bits / scale: :class:`HammingProxyLoss`'s Hamming margin and scale.
+        margin_fraction: the margin as a fraction of K instead (``margin_bits =
+            margin_fraction · K``), so one setting serves every code length.
         sign_margin: :class:`SignControlLoss`'s m.
         quantization: optional extra term, ``quantization(u) -> scalar``.
         seed: seed of the initial proxies (hash centres).
@@ -241,8 +243,12 @@ class DFHLoss(HashLoss):
                  decorrelation_weight: float = 0.1, margin_bits: float | None = None,
                  scale: float = 4.0, sign_margin: float = 0.8,
                  quantization: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 seed: int = 0):
+                 seed: int = 0, margin_fraction: float | None = None):
         super().__init__(bits=bits, num_classes=num_classes)
+        if margin_fraction is not None:
+            if margin_bits is not None:
+                raise ValueError("give margin_bits or margin_fraction, not both")
+            margin_bits = _non_negative("margin_fraction", margin_fraction) * self.bits
         self.weights = {name: _non_negative(f"{name}_weight", value) for name, value in (
             ("metric", metric_weight), ("sign", sign_weight), ("balance", balance_weight),
             ("decorrelation", decorrelation_weight))}

@@ -366,3 +366,10 @@ def test_fit_trains_and_resumes_with_dfh_loss(tmp_path, monkeypatch):
     again = fit(model, DFHLoss(8, splits.train.num_identities), splits, config,
                 run_dir=tmp_path, progress=False)  # finished run: loads the checkpoint
     assert again.records == history.records
+
+
+def test_margin_fraction_scales_with_the_code_length():
+    assert DFHLoss(48, 3, margin_fraction=0.25).metric.margin_bits == 12
+    assert DFHLoss(12, 3, margin_fraction=0.25).metric.margin_bits == 3
+    with pytest.raises(ValueError, match="not both"):
+        DFHLoss(12, 3, margin_bits=2, margin_fraction=0.25)
