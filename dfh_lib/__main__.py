@@ -44,6 +44,15 @@ COMMANDS = {"info": _info, "train": _train, "baselines": _baselines,
             "reproduce": _reproduce}
 
 
+def _gan(argv) -> None:
+    from .gan import main_gan
+
+    main_gan(argv)
+
+
+COMMANDS["gan"] = _gan  # train the StarGAN editor or its attribute classifier
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

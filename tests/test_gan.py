@@ -1,0 +1,372 @@
+"""Tests for dfh_lib.gan: networks, losses, framing, the training loop
+(checkpoints, exact resume, refusals, NaN guard), editing, augmentation and
+the independent attribute classifier. Everything runs on CPU in seconds."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from dfh_lib import gan
+from dfh_lib.data import load_synthfaces
+from dfh_lib.data.dataset import FaceDataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ATTRS = gan.DEFAULT_ATTRIBUTES
+
+
+@pytest.fixture(autouse=True)
+def _cpu_and_restore_determinism(monkeypatch):
+    monkeypatch.setenv("DFH_DEVICE", "cpu")
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return load_synthfaces(8, 4, size=32)  # 32 images, 12 CelebA-named attributes
+
+
+def tiny(**changes):
+    base = dict(steps=10, batch_size=4, log_every=2, checkpoint_every=5, deterministic=True)
+    return gan.GANConfig.from_profile("tiny", **{**base, **changes})
+
+
+def equal_states(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def trained(faces, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("gan")
+    torch.set_num_threads(1)
+    result = gan.train_gan(faces, tiny(), run_dir, progress=False, device="cpu")
+    return result, run_dir
+
+
+# ------------------------------------------------------------------ networks
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_shapes_and_output_range(size):
+    torch.manual_seed(0)
+    G = gan.Generator(ATTRS, width=4, res_blocks=1, image_size=size)
+    D = gan.Discriminator(len(ATTRS), size, width=4, max_width=16)
+    x = torch.rand(3, 3, size, size) * 2 - 1
+    c = torch.randint(0, 2, (3, len(ATTRS))).float()
+    y = G(x, 100 * c)  # extreme inputs: tanh still bounds the output
+    assert y.shape == x.shape and y.abs().max() <= 1
+    src, cls = D(y)
+    assert src.shape == (3, 1, 2, 2) and cls.shape == (3, len(ATTRS))
+    with pytest.raises(ValueError, match=r"targets c must be \(N=3, A=7\)"):
+        G(x, c[:, :3])
+
+
+def test_networks_reject_bad_sizes():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        gan.Generator(ATTRS, image_size=30)
+    with pytest.raises(ValueError, match="power of 2"):
+        gan.Discriminator(3, image_size=48)
+
+
+def test_profile_sizes_and_checkpoint_budget():
+    sizes = {}
+    for profile in ("tiny", "cpu", "gpu"):
+        config = gan.GANConfig.from_profile(profile)
+        G, _ = gan.build_gan(config)
+        sizes[profile] = sum(p.numel() for p in G.parameters())
+    assert sizes["tiny"] < sizes["cpu"] < sizes["gpu"] <= 2e6  # G <= 8 MB in float32
+    assert gan.GANConfig.from_profile("gpu").image_size == 64
+    assert gan.GANConfig.from_profile("cpu", steps=7).steps == 7
+    with pytest.raises(ValueError, match="unknown GANConfig fields"):
+        gan.GANConfig.from_profile("tiny", epochs=3)
+    assert {"Male", "Young"}.isdisjoint(ATTRS) and set(gan.HAIR_COLOURS) & set(ATTRS)
+
+
+# ------------------------------------------------------------------ losses
+
+def test_gradient_penalty_of_a_linear_critic_is_known():
+    # critic(x) = <w, x>: the gradient is w everywhere, so GP = (||w|| - 1)^2
+    w = torch.full((3, 4, 4), 0.5)  # ||w|| = 0.5 * sqrt(48)
+    real, fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    gp = gan.gradient_penalty(lambda x: (x * w).sum(dim=(1, 2, 3)), real, fake,
+                              torch.rand(5))
+    torch.testing.assert_close(gp, (0.5 * torch.tensor(48.0).sqrt() - 1) ** 2)
+
+
+def test_gradient_penalty_of_a_quadratic_critic_uses_the_mixed_point():
+    # critic(x) = ||x||^2 / 2: the gradient at x̂ is x̂ = a real + (1 - a) fake
+    real, fake, alpha = torch.randn(4, 6), torch.randn(4, 6), torch.tensor([0, .3, .7, 1])
+    mixed = alpha[:, None] * real + (1 - alpha[:, None]) * fake
+    gp = gan.gradient_penalty(lambda x: 0.5 * (x ** 2).sum(1), real, fake, alpha)
+    torch.testing.assert_close(gp, ((mixed.norm(dim=1) - 1) ** 2).mean())
+    assert gp.requires_grad is False or gp.grad_fn is not None
+
+
+def test_losses_are_finite_and_reach_the_right_networks():
+    torch.manual_seed(0)
+    config = tiny()
+    G, D = gan.build_gan(config)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    c = torch.randint(0, 2, (4, len(ATTRS))).float()
+    d_loss, d_terms = gan.discriminator_loss(D, x, G(x, c.flip(0)), c, torch.rand(4), config)
+    g_loss, g_terms = gan.generator_loss(G, D, x, c, c.flip(0), config)
+    assert set(d_terms) == {"d_loss", "d_real", "d_fake", "d_cls", "d_gp"}
+    assert set(g_terms) == {"g_loss", "g_adv", "g_cls", "g_rec"}
+    assert all(torch.isfinite(v) for v in [*d_terms.values(), *g_terms.values()])
+    torch.testing.assert_close(d_loss, d_terms["d_real"] + d_terms["d_fake"]
+                               + d_terms["d_cls"] + 10 * d_terms["d_gp"])
+    torch.testing.assert_close(g_loss, g_terms["g_adv"] + g_terms["g_cls"]
+                               + 10 * g_terms["g_rec"])
+    d_loss.backward()
+    assert all(p.grad is None for p in G.parameters())  # fake is detached for D
+
+
+# ------------------------------------------------------------------ framing, attributes
+
+def test_face_crops_frame_celeba_at_any_scale():
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (2, 109, 89, 3), np.uint8)
+    big = np.repeat(np.repeat(small, 2, axis=1), 2, axis=2)  # the 178x218 release
+    a, b = gan.face_crops(small, 32, "celeba"), gan.face_crops(big, 32, "celeba")
+    assert a.shape == (2, 32, 32, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b).mean() < 25  # same region (noise images)
+    full = gan.face_crops(small, 16, "full")
+    assert full.shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="framing must be one of"):
+        gan.face_crops(small, 32, "passport")
+    assert gan.framing_for("lfw") == "lfw" and gan.framing_for("synthfaces") == "full"
+
+
+def test_flips_keep_hair_colours_exclusive():
+    names = list(ATTRS)
+    source = np.zeros((2, len(names)), np.float32)
+    source[0, names.index("Black_Hair")] = 1
+    blond = gan.flip_targets(source, "Blond_Hair", names)
+    assert blond[:, names.index("Blond_Hair")].tolist() == [1, 1]
+    assert blond[:, names.index("Black_Hair")].tolist() == [0, 0]
+    black_off = gan.flip_targets(source, "Black_Hair", names)
+    assert black_off[0].sum() == 0 and black_off[1, names.index("Black_Hair")] == 1
+    rng = np.random.default_rng(0)
+    many = gan._random_flips(np.repeat(source, 50, 0), names, names, 2, rng, 2)
+    hair = [names.index(a) for a in gan.HAIR_COLOURS if a in names]
+    assert many[:, hair].sum(1).max() <= 1
+    changed = (many != np.repeat(np.repeat(source, 50, 0), 2, 0)).sum(1)
+    assert changed.min() >= 1 and changed.max() <= 4
+
+
+def test_split_by_identity_holds_out_whole_identities(faces):
+    train, test = gan.split_by_identity(faces, 0.25, seed=1)
+    assert len(train) + len(test) == len(faces)
+    assert set(train.labels).isdisjoint(test.labels) and len(set(test.labels)) == 2
+
+
+# ------------------------------------------------------------------ training loop
+
+def test_tiny_train_writes_checkpoint_generator_and_log(trained, faces):
+    result, run_dir = trained
+    assert {p.name for p in run_dir.iterdir()} == {"checkpoint.pt", "generator.pt", "log.csv"}
+    rows = list(csv.DictReader(open(run_dir / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6, 8, 10]
+    assert {"d_loss", "d_gp", "g_loss", "g_rec", "lr"} <= set(rows[-1])
+    assert float(rows[0]["lr"]) == 1e-4 > float(rows[-1]["lr"])  # decays over the 2nd half
+    assert rows[0]["g_loss"] == ""  # G first steps at step 5 (n_critic = 5)
+    G = gan.load_generator(run_dir)
+    assert not G.training and G.config == result.config and G.framing == "full"
+    assert equal_states(G.state_dict(), result.generator.state_dict())
+    from_checkpoint = gan.load_generator(run_dir / "checkpoint.pt")
+    assert equal_states(from_checkpoint.state_dict(), G.state_dict())
+
+
+def test_finished_run_loads_instead_of_training(trained, faces, monkeypatch):
+    result, run_dir = trained
+    monkeypatch.setattr(gan, "gradient_penalty", _explode)
+    again = gan.train_gan(faces, tiny(), run_dir, progress=False)
+    assert again.log == result.log
+    assert equal_states(again.generator.state_dict(), result.generator.state_dict())
+
+
+def _explode(*args, **kwargs):
+    raise AssertionError("no training step expected")
+
+
+def test_killed_and_resumed_run_equals_uninterrupted_run(trained, faces, tmp_path,
+                                                         monkeypatch):
+    result, _ = trained
+    real_gp, calls = gan.gradient_penalty, []
+
+    def killed_at_step_8(*args):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real_gp(*args)
+
+    monkeypatch.setattr(gan, "gradient_penalty", killed_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        gan.train_gan(faces, tiny(), tmp_path, progress=False)
+    monkeypatch.setattr(gan, "gradient_penalty", real_gp)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 5
+    torch.manual_seed(123)  # another initialisation: must be overwritten by the checkpoint
+    resumed = gan.train_gan(faces, tiny(), tmp_path, progress=False)
+    assert equal_states(resumed.generator.state_dict(), result.generator.state_dict())
+    assert equal_states(resumed.discriminator.state_dict(),
+                        result.discriminator.state_dict())
+    strip = lambda log: [{k: v for k, v in r.items() if k != "time_s"} for r in log]
+    assert strip(resumed.log) == strip(result.log)
+
+
+def test_checkpoint_of_another_config_or_data_is_refused(trained, faces):
+    _, run_dir = trained
+    with pytest.raises(ValueError, match=r"different run \(g_lr: 0\.0001 -> 0\.0002\)"
+                                         r".*resume=False"):
+        gan.train_gan(faces, tiny(g_lr=2e-4), run_dir, progress=False)
+    with pytest.raises(ValueError, match=r"images: 32 -> 28"):
+        gan.train_gan(faces.subset(np.arange(28)), tiny(), run_dir, progress=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a checkpoint", "is not a readable dfh_lib checkpoint"),
+    ("torch-dict", "is not a dfh_lib gan_checkpoint file")])
+def test_corrupt_or_foreign_checkpoint_is_refused(faces, tmp_path, content, message):
+    path = tmp_path / "checkpoint.pt"
+    if content == "torch-dict":
+        torch.save({"generator": {}, "step": 3}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message + ".*start fresh"):
+        gan.train_gan(faces, tiny(), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=message.split(" gan_")[0]):
+        gan.load_generator(path)
+
+
+def test_nan_loss_stops_with_step_and_losses(faces, tmp_path, monkeypatch):
+    real_gp, calls = gan.gradient_penalty, []
+
+    def nan_at_step_7(*args):
+        calls.append(1)
+        value = real_gp(*args)
+        return value * float("nan") if len(calls) == 7 else value
+
+    monkeypatch.setattr(gan, "gradient_penalty", nan_at_step_7)
+    with pytest.raises(FloatingPointError, match=r"step 7 of 10: d_loss=nan.*d_gp=nan"
+                                                 r".*checkpoint \(step 5\) is untouched"):
+        gan.train_gan(faces, tiny(), tmp_path, progress=False)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        tiny(steps=0)
+    with pytest.raises(ValueError, match="attributes must be distinct"):
+        tiny(attributes=("Smiling", "Smiling"))
+    with pytest.raises(ValueError, match="no attribute"):
+        gan.train_gan(FaceDataset(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, int),
+                                  ["a"]), tiny(), progress=False)
+
+
+# ------------------------------------------------------------------ editing, augmentation
+
+def test_edit_keeps_shape_dtype_and_pixels_outside_the_face_box(trained):
+    G = trained[0].generator
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 109, 89, 3), np.uint8)
+    targets = rng.integers(0, 2, (3, len(ATTRS)))
+    out = gan.edit(G, images, targets, framing="celeba")
+    assert out.shape == images.shape and out.dtype == np.uint8
+    top, left, bottom, right = gan._box("celeba", 109, 89)
+    assert np.array_equal(out[:, :top], images[:, :top])
+    assert not np.array_equal(out[:, top:bottom, left:right], images[:, top:bottom, left:right])
+    lfw_like = rng.integers(0, 256, (2, 62, 47, 3), np.uint8)
+    out = gan.edit(G, lfw_like, {"Smiling": 1}, source=targets[:2], framing="lfw")
+    assert out.shape == lfw_like.shape and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="needs the images' current attributes"):
+        gan.edit(G, lfw_like, {"Smiling": 1})
+    with pytest.raises(ValueError, match=r"targets must be \(N=2, A=7\)"):
+        gan.edit(G, lfw_like, targets)
+
+
+def test_flip_attribute_gives_one_edit_per_attribute(trained, faces):
+    G = trained[0].generator
+    source = gan.attribute_matrix(faces, ATTRS)[:3]
+    gallery = gan.flip_attribute(G, faces.images[:3], source, ["Smiling", "Eyeglasses"])
+    assert gallery.shape == (3, 2, 32, 32, 3) and gallery.dtype == np.uint8
+
+
+def test_augment_appends_edited_copies_with_source_labels(trained, faces):
+    G = trained[0].generator
+    out = gan.augment(faces, G, copies_per_image=2, seed=0)
+    n = len(faces)
+    assert len(out) == 3 * n and out.identity_names == faces.identity_names
+    assert np.array_equal(out.images[:n], faces.images)
+    assert np.array_equal(out.labels[n:], np.repeat(faces.labels, 2))
+    assert np.array_equal(out.source_index[n:], np.repeat(faces.source_index, 2))
+    before = gan.attribute_matrix(faces, ATTRS).repeat(2, 0)
+    after = gan.attribute_matrix(out.subset(np.arange(n, 3 * n)), ATTRS)
+    assert ((before != after).sum(1) >= 1).all()  # every copy flips something
+    others = [i for i, a in enumerate(faces.attribute_names) if a not in ATTRS]
+    assert np.array_equal(out.attributes[n:, others], faces.attributes.repeat(2, 0)[:, others])
+    again = gan.augment(faces, G, copies_per_image=2, seed=0)
+    assert np.array_equal(again.images, out.images)  # seeded
+
+
+def test_augment_only_small_identities_and_needs_labels_or_a_classifier(trained, faces):
+    G = trained[0].generator
+    uneven = faces.subset(np.r_[0:4, 4:6])  # identity 0: 4 images, identity 1: 2
+    out = gan.augment(uneven, G, copies_per_image=1, max_identity_size=3)
+    assert len(out) == 8 and out.labels[6:].tolist() == [1, 1]
+    unlabelled = FaceDataset(faces.images, faces.labels, faces.identity_names, name="lfw")
+    with pytest.raises(ValueError, match="pass classifier="):
+        gan.augment(unlabelled, G)
+
+
+# ------------------------------------------------------------------ attribute classifier
+
+def test_attribute_classifier_trains_and_judges_edits(trained, faces, tmp_path):
+    config = gan.ClassifierConfig.from_profile("tiny", steps=6, batch_size=8,
+                                               checkpoint_every=3, log_every=3)
+    result = gan.train_attribute_classifier(faces, config, tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} == {"checkpoint.pt", "classifier.pt", "log.csv"}
+    assert len(result.log) == 2 and np.isfinite(result.log[-1]["loss"])
+    model = gan.load_attribute_classifier(tmp_path)
+    assert equal_states(model.state_dict(), result.classifier.state_dict())
+    accuracy = gan.attribute_accuracy(model, faces)
+    assert set(accuracy) == {*ATTRS, "mean"} and all(0 <= v <= 1 for v in accuracy.values())
+    success = gan.edit_success_rate(model, trained[0].generator, faces,
+                                    ["Smiling", "Black_Hair"])
+    assert set(success) == {"Smiling", "Black_Hair", "mean"}
+    assert all(0 <= v <= 1 for v in success.values())
+    unlabelled = FaceDataset(faces.images, faces.labels, faces.identity_names, name="lfw")
+    out = gan.augment(unlabelled, trained[0].generator, classifier=model, framing="full")
+    assert len(out) == 2 * len(faces) and out.attributes is None
+
+
+def test_command_line_trains_tiny_on_synthfaces(tmp_path, capsys):
+    from dfh_lib.__main__ import main
+
+    main(["gan", "train", "--profile", "tiny", "--dataset", "synthfaces", "--steps", "5",
+          "--run-dir", str(tmp_path / "g"), "--no-progress"])
+    assert (tmp_path / "g" / "generator.pt").exists()
+    assert "5 steps" in capsys.readouterr().out
+    main(["gan", "classifier", "--profile", "tiny", "--dataset", "synthfaces", "--steps",
+          "3", "--run-dir", str(tmp_path / "c"), "--no-progress"])
+    assert (tmp_path / "c" / "classifier.pt").exists()
+    assert "held-out accuracy: Black_Hair" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ real data
+
+def test_celeba_with_default_attributes_crops_to_gan_size(real_data_dir):
+    from dfh_lib.data import load_celeba
+
+    celeba = load_celeba(real_data_dir)
+    attrs = gan.attribute_matrix(celeba, ATTRS)
+    assert attrs.shape == (len(celeba), len(ATTRS)) and 0.02 < attrs.mean(0).min()
+    hair = [ATTRS.index(a) for a in gan.HAIR_COLOURS if a in ATTRS]
+    assert (attrs[:, hair].sum(1) <= 1).mean() > 0.95  # nearly exclusive in the labels
+    crops = gan.face_crops(celeba.images[:64], 64, gan.framing_for(celeba))
+    assert crops.shape == (64, 64, 64, 3)
+    # the face box frames the face as LFW's crop does: on the mean face, the eye
+    # line (the darkest row in the upper half) lies about a third of the way down
+    mean = gan.face_crops(celeba.images, 64, "celeba").astype(float).mean((0, 3))
+    profile = mean[6:32, 10:54].mean(1)
+    assert 0.27 < (6 + profile.argmin()) / 64 < 0.40
+    assert abs(mean[:, :32].mean() - mean[:, 32:].mean()) < 5  # centred: left ~ right
