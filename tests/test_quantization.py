@@ -301,3 +301,64 @@ def test_bit_flip_rate_and_robustness_on_a_tiny_model(tiny_model, tiny_splits):
     assert list(table.kind) == ["clean", "noise", "jpeg"]
     assert table.bit_flip_rate.iloc[0] == 0 and table.bit_flip_rate.iloc[1] == pytest.approx(rate)
     assert table.mAP.between(0, 1).all()
+
+
+# ----------------------------------------------------------------------------
+# the per-scheme experiment
+# ----------------------------------------------------------------------------
+
+def test_epochs_to_fraction_hand_values():
+    from dfh_lib.train import History
+
+    history = History([{"epoch": 1}, {"epoch": 2, "val_mAP": 0.5}, {"epoch": 3},
+                       {"epoch": 4, "val_mAP": 0.96}, {"epoch": 6, "val_mAP": 1.0}])
+    assert Q.epochs_to_fraction(history) == 4           # 0.96 >= 0.95 * 1.0
+    assert Q.epochs_to_fraction(history, 0.5) == 2
+    assert Q.epochs_to_fraction(History([{"epoch": 1}])) is None
+    with pytest.raises(ValueError, match="fraction"):
+        Q.epochs_to_fraction(history, 0)
+
+
+def test_compare_quantizers_rows_match_the_library_pieces(tiny_splits, tmp_path):
+    from dfh_lib.experiments import Variant, trained_model
+    from dfh_lib.train import encode
+
+    kwargs = dict(perturbations=[("noise", 0.2)], epochs=2, eval_every=1)
+    result, robust = Q.compare_quantizers(tiny_splits, ("tanh_continuation", "cubic"), 8,
+                                          "tiny", tmp_path, **kwargs)
+    rows = {r["method"]: r for r in result.rows}
+    assert set(rows) == {"tanh_continuation", "cubic"} and set(result.histories) == {
+        ("tanh_continuation", 8), ("cubic", 8)}
+    cubic, tanh = rows["cubic"], rows["tanh_continuation"]
+    assert cubic["quantization_error"] == 0 and cubic["undecided"] == 0  # ±1 codes
+    assert cubic["weight"] == pytest.approx(0.1) and tanh["weight"] == 0
+    # the row's statistics are those of the scheme's codes at the best epoch's β
+    model = trained_model(Variant("tanh_continuation", "dfhq",
+                                  {"quantization": "tanh_continuation"}),
+                          tiny_splits, 8, "tiny", tmp_path, epochs=2)
+    q = Q.build_quantizer("tanh_continuation")
+    q.on_epoch_start(tanh["best_epoch"] - 1, 2)
+    stats = Q.code_statistics(q.codes(encode(model, tiny_splits.query)))
+    assert tanh["quantization_error"] == pytest.approx(stats["quantization_error"])
+    history = result.histories[("tanh_continuation", 8)]
+    assert tanh["final_val_mAP"] == history.records[-1]["val_mAP"]
+    assert tanh["epochs_to_95"] == Q.epochs_to_fraction(history)
+    # robustness: a clean row and a perturbed row per run; the means are in the rows
+    assert list(robust.kind) == ["clean", "noise"] * 2
+    noisy = robust[(robust.method == "cubic") & (robust.kind == "noise")].iloc[0]
+    assert cubic["bit_flip_rate"] == pytest.approx(noisy.bit_flip_rate)
+    assert robust[robust.kind == "clean"].mAP.tolist() == [tanh["mAP"], cubic["mAP"]]
+    assert cubic["mAP_drop"] == pytest.approx(cubic["mAP"] - noisy.mAP)
+    # a second call loads the finished runs: same numbers; a weight gets its own label
+    again, _ = Q.compare_quantizers(tiny_splits, "cubic", 8, "tiny", tmp_path, **kwargs)
+    assert again.rows[0]["mAP"] == cubic["mAP"]
+    weighted, none = Q.compare_quantizers(tiny_splits, "l2", 8, "tiny", None, weight=0.5,
+                                          epochs=1)
+    row = weighted.rows[0]
+    assert row["method"] == "l2-w0.5" and row["weight"] == 0.5
+    assert math.isnan(row["bit_flip_rate"]) and list(none.kind) == ["clean"]
+    with pytest.raises(ValueError, match="unknown quantization"):
+        Q.compare_quantizers(tiny_splits, ("l3",), 8, "tiny", tmp_path)
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        Q.compare_quantizers(tiny_splits, ("l2",), 8, "tiny", tmp_path,
+                             perturbations=[("rotate", 1)])
