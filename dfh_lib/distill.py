@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import train as _train
-from .experiments import ExperimentResult, run_methods
+from .experiments import ExperimentResult, Variant, run_methods
 from .losses import LOSSES, METHOD_DEFAULTS, HashLoss, SoftmaxLoss, _check_inputs, build_loss
 from .metrics import binarize, evaluate_retrieval
 from .models import HashHead, HashNetwork, build_model
@@ -65,8 +65,8 @@ __all__ = ["FINAL", "TEACHER_NETWORK", "ABLATION", "MultiHeadHashNet", "build_mu
            "encode_heads", "copy_weights", "SimilarityDistillLoss", "SoftTargetLoss",
            "MultiHeadLoss", "DistillationLoss", "Teacher", "train_teacher", "load_teacher",
            "Distill", "Stage", "Recipe", "dfh_gans_recipe", "ablation_recipe", "RecipeResult",
-           "run_recipe", "ablation", "head_maps", "similarity_matrices", "reproduce",
-           "main_reproduce"]
+           "run_recipe", "ablation", "head_maps", "similarity_matrices", "REPRODUCE_PARTS",
+           "reproduce", "gan_augment_fn", "main_reproduce"]
 
 FINAL = "final"  # the name of the backbone's own hash layer, the retrieval head
 #: teacher network, one size up from the student's
@@ -846,13 +846,19 @@ def ablation_recipe(heads: Sequence[str] = ("block2", "block3", FINAL),
 
 
 def ablation(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
-             heads: Sequence[str] = ("block2", "block3", FINAL), progress: bool = True
-             ) -> RecipeResult:
+             heads: Sequence[str] = ("block2", "block3", FINAL), progress: bool = True,
+             reuse: dict | None = None) -> RecipeResult:
     """Single head (plain ``"dfh"`` via :func:`~dfh_lib.experiments.run_methods`)
     → multi-layer heads → + distillation → + multi-stage, at every length;
-    rows ``(method, bits, mAP, P@H<=2, ...)`` in :data:`ABLATION` order."""
-    single = run_methods(splits, ("dfh",), bits, profile, runs_dir, progress)
-    result = run_recipe(ablation_recipe(heads), splits, bits, profile, runs_dir,
+    rows ``(method, bits, mAP, P@H<=2, ...)`` in :data:`ABLATION` order.
+
+    ``reuse``: ``{"dfh": folder, "recipe": folder}`` trains-or-loads that part
+    in another folder (e.g. the single-head runs of an earlier chapter,
+    ``<folder>/dfh-<bits>``) instead of ``runs_dir``.
+    """
+    dirs = _part_dirs(reuse, ("dfh", "recipe"), runs_dir)
+    single = run_methods(splits, ("dfh",), bits, profile, dirs["dfh"], progress)
+    result = run_recipe(ablation_recipe(heads), splits, bits, profile, dirs["recipe"],
                         progress=progress)
     for row in single.rows:
         row["method"] = ABLATION[0]
@@ -861,6 +867,16 @@ def ablation(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
     result.rows = sorted(single.rows + result.rows,
                          key=lambda r: (ABLATION.index(r["method"]), r["bits"]))
     return result
+
+
+def _part_dirs(reuse, parts: Sequence[str], runs_dir) -> dict:
+    """``{part: folder}``: ``reuse[part]`` where given, else ``runs_dir``."""
+    reuse = dict(reuse or {})
+    unknown = sorted(set(reuse) - set(parts))
+    if unknown:
+        raise ValueError(f"reuse keys must be among {tuple(parts)}; got {unknown}")
+    default = None if runs_dir is None else Path(runs_dir)
+    return {part: default if reuse.get(part) is None else Path(reuse[part]) for part in parts}
 
 
 def head_maps(model: MultiHeadHashNet, splits, metric: str = "mAP") -> dict[str, float]:
@@ -897,41 +913,122 @@ def similarity_matrices(teacher, student: nn.Module, data, n: int = 64) -> dict[
 # the full reproduction (python -m dfh_lib reproduce)
 # ----------------------------------------------------------------------------
 
+def _relabel(result: ExperimentResult, old: str, new: str) -> ExperimentResult:
+    """Rename method ``old`` to ``new`` in rows, codes and histories."""
+    for row in result.rows:
+        row["method"] = new if row["method"] == old else row["method"]
+    for table in (result.codes, result.histories):
+        for key in [k for k in table if k[0] == old]:
+            table[(new, *key[1:])] = table.pop(key)
+    return result
+
+
+#: the parts of :func:`reproduce`'s table, each trained-or-loaded in one folder
+REPRODUCE_PARTS = ("baselines", "dfh", "dfhq", "recipe")
+
+
 def reproduce(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
               methods: Sequence[str] | None = None, augment_fn: Callable | None = None,
-              progress: bool = True) -> ExperimentResult:
-    """The reproduction table: the Chapter-2 baselines
-    (:func:`~dfh_lib.experiments.baselines`: ``methods``, default all deep
-    baselines, plus deep-feature LSH / PCA-ITQ), plain DFH (one head) and
-    the :func:`dfh_gans_recipe` stages, all train-or-load under ``runs_dir``
-    and evaluated query vs database."""
+              progress: bool = True, reuse: dict | None = None) -> RecipeResult:
+    """The reproduction table, every part train-or-load, query vs database:
+
+    * ``"baselines"``: the Chapter-2 baselines
+      (:func:`~dfh_lib.experiments.baselines`: ``methods``, default all deep
+      baselines, plus deep-feature LSH / PCA-ITQ);
+    * ``"dfh"``: plain DFH, one head (row ``dfh``);
+    * ``"dfhq"``: one head, DFH + quadratic quantization (row ``dfhq``,
+      where :mod:`dfh_lib.quantization` is available; folders
+      ``quadratic-<bits>``, those of
+      :func:`~dfh_lib.quantization.compare_quantizers`' quadratic scheme);
+    * ``"recipe"``: :func:`dfh_gans_recipe` without GAN data (rows
+      ``DFH multi-layer + KD`` and ``DFH-GANs (no GAN data)``) and, with
+      ``augment_fn``, its GAN-augmented fine-tuning (row ``DFH-GANs``; the
+      teacher and student are loaded from the first run's folders — without
+      a folder they are trained twice).
+
+    Each part lives in ``runs_dir`` (folder layout of ``run_methods`` /
+    :func:`run_recipe`) unless ``reuse`` maps the part's name to another
+    folder, e.g. ``reuse={"baselines": "runs/ch2/cpu-lfw"}`` loads the
+    baselines a chapter already trained instead of training them again.
+    Returns a :class:`RecipeResult` (recipe models and teachers included).
+    """
     from .experiments import DEEP_BASELINES, baselines
 
+    dirs = _part_dirs(reuse, REPRODUCE_PARTS, runs_dir)
     methods = DEEP_BASELINES if methods is None else tuple(methods)
-    result = baselines(splits, bits, profile, runs_dir, methods, progress)
-    result.extend(run_methods(splits, ("dfh",), bits, profile, runs_dir, progress))
-    recipe = dfh_gans_recipe(gan=augment_fn is not None)
-    return result.extend(run_recipe(recipe, splits, bits, profile, runs_dir, augment_fn,
-                                    progress))
+    result = RecipeResult()
+    result.extend(baselines(splits, bits, profile, dirs["baselines"], methods, progress))
+    result.extend(run_methods(splits, ("dfh",), bits, profile, dirs["dfh"], progress))
+    if _has_method("dfhq"):  # folders quadratic-<bits>, as quantization.compare_quantizers
+        qq = run_methods(splits, (Variant("quadratic", "dfhq", {"quantization": "quadratic"}),),
+                         bits, profile, dirs["dfhq"], progress)
+        result.extend(_relabel(qq, "quadratic", "dfhq"))
+    recipes = [run_recipe(dfh_gans_recipe(gan=False), splits, bits, profile, dirs["recipe"],
+                          progress=progress)]
+    if augment_fn is not None:
+        gan = run_recipe(dfh_gans_recipe(gan=True), splits, bits, profile, dirs["recipe"],
+                         augment_fn, progress)
+        gan.rows = [r for r in gan.rows if r["stage"] == "finetune"]  # the rest: as above
+        keep = {(r["method"], r["bits"]) for r in gan.rows}
+        gan.codes = {k: v for k, v in gan.codes.items() if k in keep}
+        gan.histories = {k: v for k, v in gan.histories.items() if k in keep}
+        gan.models = {("finetune-gan", k): m for (s, k), m in gan.models.items()
+                      if s == "finetune"}
+        recipes.append(gan)
+    for part in recipes:
+        result.extend(part)
+        result.models.update(part.models)
+        result.teachers.update(part.teachers)
+    return result
 
 
-def _gan_augment_fn(checkpoint, classifier=None):
-    """``(augment_fn or None, note)`` from ``--gan-checkpoint`` (and
-    ``--gan-classifier``, which predicts the attributes of faces that carry
-    none, e.g. LFW), through :func:`dfh_lib.gan.load_generator` / ``augment``."""
-    if checkpoint is None:
-        return None, "no GAN (no --gan-checkpoint given)"
+PRETRAINED_GAN = ("stargan-gpu-celeba", "attributes-gpu-celeba")  # dfh_lib/pretrained/
+
+
+def gan_augment_fn(checkpoint="pretrained", classifier=None):
+    """``(augment_fn or None, note)`` for :func:`reproduce`: ``augment_fn(train)``
+    is :func:`dfh_lib.gan.augment` (one edited copy of every training image,
+    1-2 attributes flipped, labelled with its source identity) with
+
+    * ``checkpoint="pretrained"``: the StarGAN shipped with the library
+      (:func:`dfh_lib.gan.pretrained`) and, unless ``classifier`` is given,
+      the shipped attribute classifier, which predicts the attributes of
+      faces that carry none (e.g. LFW);
+    * a generator checkpoint path (:func:`~dfh_lib.gan.load_generator`), with
+      ``classifier`` an attribute-classifier checkpoint path or None;
+    * None or ``"none"``: no GAN data (``augment_fn`` is None).
+
+    The networks run on :func:`~dfh_lib.runtime.get_device`. The augmented
+    set of the last training set seen is kept, so a chapter can look at it
+    and then pass ``augment_fn`` on without editing twice.
+    """
+    if checkpoint is None or str(checkpoint).lower() == "none":
+        return None, "no GAN augmentation (--gan-checkpoint none)"
     try:
         from . import gan
     except ImportError as err:
         return None, f"no GAN (dfh_lib.gan unavailable: {err})"
-    generator = gan.load_generator(checkpoint)
-    judge = None if classifier is None else gan.load_attribute_classifier(classifier)
+    if str(checkpoint) == "pretrained":
+        generator = gan.pretrained(PRETRAINED_GAN[0])
+        judge = gan.pretrained(PRETRAINED_GAN[1]) if classifier is None \
+            else gan.load_attribute_classifier(classifier)
+        note = f"GAN-augmented fine-tuning (shipped {PRETRAINED_GAN[0]})"
+    else:
+        generator = gan.load_generator(checkpoint)
+        judge = None if classifier is None else gan.load_attribute_classifier(classifier)
+        note = f"GAN-augmented fine-tuning ({Path(checkpoint).name})"
+    from .runtime import get_device
+
+    device = get_device()  # editing tens of thousands of faces wants the GPU where there is one
+    generator, judge = (m.to(device) if isinstance(m, nn.Module) else m for m in (generator, judge))
+    last: list = []  # [(train, augmented)]
 
     def augment_fn(train):
-        return gan.augment(train, generator, classifier=judge)
+        if not last or last[0][0] is not train:
+            last[:] = [(train, gan.augment(train, generator, classifier=judge))]
+        return last[0][1]
 
-    return augment_fn, f"GAN-augmented fine-tuning ({Path(checkpoint).name})"
+    return augment_fn, note
 
 
 def main_reproduce(argv=None) -> ExperimentResult:
@@ -955,29 +1052,44 @@ def main_reproduce(argv=None) -> ExperimentResult:
     parser.add_argument("--profile", default=None, help="tiny, cpu or gpu")
     parser.add_argument("--methods", default=",".join(DEEP_BASELINES),
                         help="deep baselines to compare (comma-separated; '' for none)")
-    parser.add_argument("--gan-checkpoint", default=None,
-                        help="generator checkpoint for GAN augmentation (dfh_lib.gan)")
+    parser.add_argument("--gan-checkpoint", default="pretrained",
+                        help="generator for the GAN-augmented fine-tuning: 'pretrained' "
+                        "(the StarGAN shipped in dfh_lib/pretrained, default), a checkpoint "
+                        "path (dfh_lib.gan), or 'none'")
     parser.add_argument("--gan-classifier", default=None, help="attribute classifier "
-                        "checkpoint, for datasets without attribute labels (e.g. lfw)")
+                        "checkpoint, for datasets without attribute labels (e.g. lfw; "
+                        "default with 'pretrained': the shipped one)")
     parser.add_argument("--out", default=None, help="output path without suffix "
                         "(default: results/reproduce-<profile>-<dataset>)")
     parser.add_argument("--runs-dir", default=None, help="checkpoint folder (default: "
                         "runs/reproduce, or $DFH_RUNS_DIR/reproduce)")
+    parser.add_argument("--reuse", action="append", default=[], metavar="PART=DIR",
+                        help="train-or-load one part of the table in DIR instead, e.g. "
+                        "baselines=runs/ch2/cpu-lfw (the book's chapter runs); parts: "
+                        + ", ".join(REPRODUCE_PARTS) + "; repeatable")
     args = parser.parse_args(argv)
     try:
         bits = tuple(int(b) for b in args.bits.split(","))
     except ValueError:
         parser.error(f"--bits must be comma-separated integers such as 12,24; got {args.bits!r}")
+    reuse = {}
+    for item in args.reuse:
+        part, _, folder = item.partition("=")
+        if part not in REPRODUCE_PARTS or not folder:
+            parser.error(f"--reuse takes PART=DIR with PART one of {REPRODUCE_PARTS}; "
+                         f"got {item!r}")
+        reuse[part] = Path(folder)
     run = setup_notebook("reproduce", args.profile)
     splits = book_splits(run.profile, args.dataset)
     dataset = splits.train.name
     runs_dir = Path(args.runs_dir) if args.runs_dir else run.runs_dir
     runs_dir = runs_dir / f"{dataset}-{run.profile.name}"
-    augment_fn, gan_note = _gan_augment_fn(args.gan_checkpoint, args.gan_classifier)
+    augment_fn, gan_note = gan_augment_fn(args.gan_checkpoint, args.gan_classifier)
     if augment_fn is None:
         print(f"note: {gan_note}: DFH-GANs' last stage fine-tunes on the plain training set")
     methods = tuple(m for m in args.methods.split(",") if m)
-    result = reproduce(splits, bits, run.profile, runs_dir, methods, augment_fn)
+    result = reproduce(splits, bits, run.profile, runs_dir, methods, augment_fn,
+                       reuse=reuse)
     h, w = run.profile.image_size
     provenance = Provenance.of(run, splits, "query vs database", epochs=run.profile.epochs,
                                input=f"{h}x{w}", gan=gan_note)

@@ -243,6 +243,34 @@ def test_missing_teacher_checkpoint_is_a_clear_error(splits, tiny, tmp_path):
     assert result.teachers["teacher"].model.bits == 16
 
 
+def test_reproduce_and_ablation_reuse_other_folders(splits, tiny, tmp_path, monkeypatch):
+    first = tmp_path / "first"
+    doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
+    made = distill.reproduce(splits, (12,), tiny, first, ("ddh",), doubled, progress=False)
+    methods = [r["method"] for r in made.rows]
+    assert {"ddh", "deep PCA-ITQ", "dfh", "dfhq", "DFH multi-layer + KD",
+            "DFH-GANs (no GAN data)", "DFH-GANs"} <= set(methods)
+    assert len(methods) == len(set(methods))  # the GAN run adds only its fine-tuning row
+    assert (first / "finetune-gan" / "12bits").is_dir() and ("finetune-gan", 12) in made.models
+    assert (first / "quadratic-12").is_dir()  # the folder of compare_quantizers' quadratic run
+    calls = []
+    monkeypatch.setattr(train_module, "_train_one_epoch",
+                        lambda *a, **k: calls.append(1) or {"loss": 0.0})
+    again = distill.reproduce(splits, (12,), tiny, tmp_path / "other", ("ddh",), doubled,
+                              progress=False, reuse=dict.fromkeys(distill.REPRODUCE_PARTS,
+                                                                  first))
+    assert not calls and not (tmp_path / "other").exists()
+    assert [(r["method"], r["mAP"]) for r in again.rows] == \
+        [(r["method"], r["mAP"]) for r in made.rows]
+    # the ablation's single head and shared stages load too; only its "heads" stage trains
+    abl = distill.ablation(splits, (12,), tiny, tmp_path / "abl", progress=False,
+                           reuse={"dfh": first, "recipe": first})
+    assert len(calls) == 1 and not (tmp_path / "abl").exists()
+    assert abl.rows[0]["mAP"] == next(r["mAP"] for r in made.rows if r["method"] == "dfh")
+    with pytest.raises(ValueError, match="reuse keys must be among"):
+        distill.ablation(splits, (12,), tiny, reuse={"baselines": first})
+
+
 # ---------------------------------------------------------------------------- command line
 
 def test_reproduce_command_writes_tables_with_provenance(tmp_path, monkeypatch, capsys):
@@ -251,27 +279,60 @@ def test_reproduce_command_writes_tables_with_provenance(tmp_path, monkeypatch, 
     monkeypatch.setenv("DFH_RUNS_DIR", str(tmp_path / "runs"))
     out = tmp_path / "table"
     main(["reproduce", "--profile", "tiny", "--dataset", "synthfaces", "--bits", "12",
-          "--methods", "ddh", "--out", str(out)])
+          "--methods", "ddh", "--gan-checkpoint", "none", "--out", str(out)])
     md = out.with_suffix(".md").read_text()
-    assert "profile: tiny | dataset: synthfaces" in md and "no --gan-checkpoint" in md
+    assert "profile: tiny | dataset: synthfaces" in md and "--gan-checkpoint none" in md
     methods = {row["method"] for row in json.loads(out.with_suffix(".json").read_text())["rows"]}
-    assert {"ddh", "dfh", "DFH multi-layer + KD", "DFH-GANs (no GAN data)"} <= methods
+    assert {"ddh", "dfh", "dfhq", "DFH multi-layer + KD", "DFH-GANs (no GAN data)"} <= methods
     assert "\nDFH multi-layer + KD,12," in out.with_suffix(".csv").read_text()
     assert out.with_suffix(".png").exists()
     assert (tmp_path / "runs" / "reproduce" / "synthfaces-tiny" / "teacher").is_dir()
-    assert "no --gan-checkpoint" in capsys.readouterr().out
+    assert "--gan-checkpoint none" in capsys.readouterr().out
+    # --reuse PART=DIR: every part loads from that run's folder, nothing new is written
+    reused = tmp_path / "runs" / "reproduce" / "synthfaces-tiny"
+    main(["reproduce", "--profile", "tiny", "--dataset", "synthfaces", "--bits", "12",
+          "--methods", "ddh", "--gan-checkpoint", "none", "--out", str(tmp_path / "again"),
+          "--runs-dir", str(tmp_path / "elsewhere")]
+         + [f"--reuse={part}={reused}" for part in distill.REPRODUCE_PARTS])
+    assert not (tmp_path / "elsewhere").exists()
+    def maps(path):
+        return [(r["method"], r["mAP"]) for r in json.loads(path.read_text())["rows"]]
+
+    assert maps(tmp_path / "again.json") == maps(out.with_suffix(".json"))
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--reuse", "teacher=runs"])
 
 
-def test_gan_checkpoint_goes_through_dfh_lib_gan(monkeypatch, tmp_path):
-    calls = []
+def _fake_gan(monkeypatch, calls):
     fake = types.SimpleNamespace(
         load_generator=lambda path: ("G", path),
         load_attribute_classifier=lambda path: ("C", path),
+        pretrained=lambda name: ("shipped", name),
         augment=lambda train, generator, classifier=None: calls.append(
             (train, generator, classifier)) or train)
     monkeypatch.setitem(sys.modules, "dfh_lib.gan", fake)
     monkeypatch.setattr(dfh_lib, "gan", fake, raising=False)
-    augment_fn, note = distill._gan_augment_fn(tmp_path / "g.pt", "c.pt")
+
+
+def test_gan_checkpoint_goes_through_dfh_lib_gan(monkeypatch, tmp_path):
+    calls = []
+    _fake_gan(monkeypatch, calls)
+    augment_fn, note = distill.gan_augment_fn(tmp_path / "g.pt", "c.pt")
     assert augment_fn("train") == "train" and "g.pt" in note
     assert calls == [("train", ("G", tmp_path / "g.pt"), ("C", "c.pt"))]
-    assert distill._gan_augment_fn(None) == (None, "no GAN (no --gan-checkpoint given)")
+    assert distill.gan_augment_fn(None)[0] is None
+    assert distill.gan_augment_fn("none") == (None, "no GAN augmentation (--gan-checkpoint none)")
+
+
+def test_pretrained_gan_is_the_default_and_edits_once_per_training_set(monkeypatch):
+    calls = []
+    _fake_gan(monkeypatch, calls)
+    augment_fn, note = distill.gan_augment_fn()
+    assert "shipped stargan-gpu-celeba" in note
+    first, second = ["a"], ["b"]
+    assert augment_fn(first) is first and augment_fn(first) is first
+    augment_fn(second)
+    assert calls == [(first, ("shipped", "stargan-gpu-celeba"),
+                      ("shipped", "attributes-gpu-celeba")),
+                     (second, ("shipped", "stargan-gpu-celeba"),
+                      ("shipped", "attributes-gpu-celeba"))]
