@@ -39,7 +39,11 @@ synthfaces dataset also carries, so the tiny profile runs offline.
 Main entry points: :func:`train_gan`, :func:`load_generator`, :func:`edit`,
 :func:`flip_attribute`, :func:`augment`; the independent judge of edits:
 :func:`train_attribute_classifier`, :func:`attribute_accuracy`,
-:func:`edit_success_rate`. Taught in the GAN attribute-augmentation chapter.
+:func:`edit_success_rate`; the checkpoints shipped with the library:
+:func:`pretrained` (:data:`PRETRAINED`); what edits do to retrieval:
+:func:`identity_preservation`, :func:`augmentation_experiment` (low-shot
+LFW, see :func:`dfh_lib.data.low_shot`). Taught in the GAN
+attribute-augmentation chapter (book/05_gan_augmentation.ipynb).
 """
 from __future__ import annotations
 
@@ -72,7 +76,9 @@ __all__ = ["DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "FRAMINGS", "GANConfig",
            "train_gan", "load_generator", "edit", "flip_attribute", "augment",
            "train_attribute_classifier", "load_attribute_classifier",
            "predict_attributes", "attribute_accuracy", "edit_success_rate",
-           "GANResult", "ClassifierResult", "main_gan"]
+           "GANResult", "ClassifierResult", "main_gan", "PRETRAINED", "pretrained",
+           "pretrained_log", "held_out_faces", "show_edits", "identity_preservation",
+           "AUGMENTATIONS", "IMAGES_SEEN", "augmentation_experiment"]
 
 DEFAULT_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Bangs",
                       "Eyeglasses", "Smiling", "Mouth_Slightly_Open")
@@ -925,6 +931,45 @@ def flip_attribute(generator: Generator, images: np.ndarray, source,
                                                         np.uint8)
 
 
+def show_edits(images: np.ndarray, edits: np.ndarray, columns: Sequence[str],
+               switched_on=None, row_labels: Sequence[str] | None = None,
+               title: str | None = None, input_title: str = "input"):
+    """A gallery of edits: one row per face, the input then one column per
+    edit (e.g. :func:`flip_attribute`'s ``(N, E, H, W, 3)``).
+
+    ``switched_on`` (N, E) marks each edited cell ``+`` (1: the attribute
+    switched on), ``−`` (0: off) or nothing (NaN); ``row_labels`` go on the left; column titles
+    break at ``_``. Returns the figure (wrap it in :func:`dfh_lib.viz.as_jpeg`)."""
+    from .viz import _face_axes
+
+    _check_images(images)
+    if edits.shape[:2] != (len(images), len(columns)) or edits.shape[2:] != images.shape[1:]:
+        raise ValueError(f"edits must be (N={len(images)}, E={len(columns)}, "
+                         f"{', '.join(map(str, images.shape[1:]))}); got {edits.shape}")
+    fig, axes = _face_axes(len(images), len(columns) + 1, images.shape[1:3],
+                           left=0.9 if row_labels is not None else 0.2)
+    for r, row in enumerate(axes):
+        row[0].imshow(images[r])
+        for c, ax in enumerate(row[1:]):
+            ax.imshow(edits[r, c])
+            mark = None if switched_on is None else np.asarray(switched_on, float)[r, c]
+            if mark is not None and not np.isnan(mark):
+                on = bool(mark)
+                ax.text(0.04, 0.04, "+" if on else "−", transform=ax.transAxes,
+                        color="white", fontsize=6, fontweight="bold", va="bottom",
+                        bbox=dict(boxstyle="square,pad=0.1", lw=0,
+                                  fc="tab:green" if on else "tab:red"))
+        if row_labels is not None:
+            row[0].set_ylabel(str(row_labels[r])[:16], rotation=0, ha="right", va="center",
+                              fontsize=7)
+    for ax, name in zip(axes[0], [input_title, *columns]):
+        name = str(name).replace("Mouth_Slightly_Open", "Mouth_open")
+        ax.set_title(name.replace("_", "\n"), fontsize=6.5)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1.0)
+    return fig
+
+
 def _source_attributes(dataset: FaceDataset, names, classifier, framing) -> np.ndarray:
     if dataset.attributes is not None and set(names) <= set(dataset.attribute_names):
         return attribute_matrix(dataset, names)
@@ -1126,6 +1171,275 @@ def edit_success_rate(classifier: AttributeClassifier, generator: Generator,
         column = list(classifier.attribute_names).index(a)
         result[a] = float((pred[:, column] == targets[:, names.index(a)]).mean())
     return {**result, "mean": float(np.mean(list(result.values())))}
+
+
+# ----------------------------------------------------------------------------
+# shipped checkpoints (package data)
+# ----------------------------------------------------------------------------
+
+PRETRAINED = {
+    "stargan-gpu-celeba": {
+        "kind": "generator", "file": GENERATOR,
+        "what": "StarGAN face-attribute editor, 64 px, the 7 DEFAULT_ATTRIBUTES",
+        "command": "python -m dfh_lib gan train --profile gpu --dataset celeba --device cuda "
+                   "--steps 8000 --run-dir runs/gan/gpu-celeba",
+        "data": "CelebA subset (first 5,000 aligned images): 4,506 training images, 10 % "
+                "of the identities held out (seed 0)",
+        "device": "NVIDIA H100 80GB HBM3, torch 2.11: 8,000 steps (batch 16) in 167 s",
+    },
+    "attributes-gpu-celeba": {
+        "kind": "classifier", "file": CLASSIFIER,
+        "what": "independent attribute classifier, 64 px, the same 7 attributes",
+        "command": "python -m dfh_lib gan classifier --profile gpu --dataset celeba "
+                   "--device cuda --run-dir runs/gan/gpu-celeba-classifier",
+        "data": "the same CelebA split as the generator (held-out identities unseen)",
+        "device": "NVIDIA H100 80GB HBM3: 3,000 steps (batch 128) in 35 s; held-out "
+                  "accuracy 0.900 mean",
+    },
+}
+
+
+def _pretrained_entry(name: str) -> dict:
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained checkpoint {name!r}; shipped: {sorted(PRETRAINED)}")
+    return PRETRAINED[name]
+
+
+def pretrained(name: str = "stargan-gpu-celeba"):
+    """A checkpoint shipped with the library (``dfh_lib/pretrained/<name>``,
+    package data, so it also loads from an installed package, e.g. on Colab):
+    the :class:`Generator` or :class:`AttributeClassifier` of :data:`PRETRAINED`,
+    on the CPU in eval mode, with ``.pretrained`` = its entry (command, data,
+    device). Retrain it with the entry's ``command`` (a GPU: minutes)."""
+    from importlib.resources import as_file, files
+
+    entry = _pretrained_entry(name)
+    resource = files("dfh_lib").joinpath("pretrained", name, entry["file"])
+    with as_file(resource) as path:
+        model = load_generator(path) if entry["kind"] == "generator" \
+            else load_attribute_classifier(path)
+    model.pretrained = {"name": name, **entry}
+    return model
+
+
+def pretrained_log(name: str = "stargan-gpu-celeba"):
+    """The training log (``log.csv``) of a shipped checkpoint as a
+    ``pandas.DataFrame`` indexed by step (window means of the loss terms)."""
+    from importlib.resources import files
+
+    import pandas as pd
+
+    _pretrained_entry(name)
+    with files("dfh_lib").joinpath("pretrained", name, LOG).open() as f:
+        return pd.read_csv(f).set_index("step")
+
+
+# tiny (CI) keeps the held-out evaluation to this many faces
+_HELD_OUT_CAP = {"tiny": 48}
+
+
+def held_out_faces(profile: Profile | str | None = None, holdout: float = 0.1,
+                   seed: int = 0) -> FaceDataset:
+    """Labelled faces that neither shipped checkpoint saw: the held-out
+    identities of CelebA (the split of ``python -m dfh_lib gan ...``: 494
+    images of the 5,000-image subset) when CelebA is present in
+    ``DFH_DATA_DIR``, else of the embedded synthfaces (which carry the same
+    attribute names). The ``tiny`` profile keeps the first 48."""
+    from .data import available
+
+    profile = get_profile(profile)
+    name = "celeba" if available("celeba") else "synthfaces"
+    if name == "synthfaces":
+        print("No local CelebA copy (DFH_DATA_DIR): held-out faces from the embedded "
+              "synthfaces.")
+    test = _cli_dataset(name, profile, holdout, seed)[1]
+    cap = _HELD_OUT_CAP.get(profile.name)
+    return test.subset(np.arange(min(cap, len(test)))) if cap else test
+
+
+# ----------------------------------------------------------------------------
+# identity preservation: does an edited face still find its own person?
+# ----------------------------------------------------------------------------
+
+def _with_images(dataset: FaceDataset, images: np.ndarray) -> FaceDataset:
+    return FaceDataset(images, dataset.labels, dataset.identity_names, dataset.name,
+                       dataset.attributes, dataset.attribute_names, dataset.source_index)
+
+
+def identity_preservation(model, generator: Generator, splits, classifier=None,
+                          attributes: Sequence[str] | None = None, framing=None) -> list[dict]:
+    """How often an edited query face still retrieves its own identity first.
+
+    Each query of ``splits`` is edited once per attribute (that attribute
+    flipped relative to its labels, else ``classifier``'s predictions) and
+    searched, like the original, in ``splits.database`` with ``model``'s
+    binary codes (Hamming ranking, ties by database index). One row per
+    attribute, then ``"all"`` (every edit pooled):
+
+    * ``top1_original`` / ``top1_edited``: fraction of queries whose rank-1
+      database face has the query's identity;
+    * ``kept``: of the queries whose original is right at rank 1, the
+      fraction whose edit is right too (the identity-preservation rate);
+    * ``mAP_original`` / ``mAP_edited``: query-vs-database mAP;
+    * ``bits_changed``: mean Hamming distance between the codes of a face
+      and of its edit.
+
+    Two control rows come first, not part of ``"all"``: ``"(resize only)"``
+    pastes back the unedited face box (what the resizing to and from the
+    generator's size costs) and ``"(no flip)"`` passes each query through
+    the generator with its own attributes (what the generator's
+    reconstruction costs when no attribute is asked to change).
+    """
+    from .metrics import evaluate_retrieval, hamming_ranking
+    from .train import binary_codes
+
+    names = list(generator.attribute_names)
+    attributes = names if attributes is None else list(attributes)
+    if not set(attributes) <= set(names) or not attributes:
+        raise ValueError(f"attributes must be some of {names}; got {attributes}")
+    query, database = splits.query, splits.database
+    framing = framing or framing_for(query)
+    source = _source_attributes(query, names, classifier, framing)
+    db_codes = binary_codes(model, database)
+
+    def search(images):
+        codes = binary_codes(model, _with_images(query, images))
+        top = hamming_ranking(codes, db_codes, topk=1)[:, 0].numpy()
+        mAP = evaluate_retrieval(codes, db_codes, query.labels, database.labels)["mAP"]
+        return codes, database.labels[top] == query.labels, mAP
+
+    codes0, hit0, map0 = search(query.images)
+    crops = face_crops(query.images, generator.image_size, framing)
+    rows, hits = [], []
+    for a in ["(resize only)", "(no flip)", *attributes]:
+        if a == "(resize only)":
+            edited = crops
+        else:
+            targets = source if a == "(no flip)" else flip_targets(source, a, names)
+            edited = _from_unit(_edit_crops(generator, crops, targets))
+        codes, hit, mAP = search(_paste_back(query.images, edited, framing))
+        if a in attributes:
+            hits.append(hit)
+        rows.append({"attribute": a, "top1_original": float(hit0.mean()),
+                     "top1_edited": float(hit.mean()),
+                     "kept": float((hit & hit0).sum() / max(hit0.sum(), 1)),
+                     "mAP_original": float(map0), "mAP_edited": float(mAP),
+                     "bits_changed": float((codes != codes0).sum(1).float().mean())})
+    pooled = np.concatenate(hits)
+    both = np.tile(hit0, len(attributes))
+    rows.append({"attribute": "all", "top1_original": float(hit0.mean()),
+                 "top1_edited": float(pooled.mean()),
+                 "kept": float((pooled & both).sum() / max(both.sum(), 1)),
+                 "mAP_original": float(map0),
+                 "mAP_edited": float(np.mean([r["mAP_edited"] for r in rows[2:]])),
+                 "bits_changed": float(np.mean([r["bits_changed"] for r in rows[2:]]))})
+    return rows
+
+
+# ----------------------------------------------------------------------------
+# the augmentation experiment (low-shot LFW)
+# ----------------------------------------------------------------------------
+
+# condition -> (classic flip + crop augmentation, GAN-edited copies)
+AUGMENTATIONS = {"none": (False, False), "classic": (True, False),
+                 "gan": (False, True), "gan+classic": (True, True)}
+# training images every run of the experiment sees, per profile (others: 400 x epochs)
+IMAGES_SEEN = {"tiny": 200, "cpu": 12_000, "gpu": 40_000}
+
+
+def _short_hash(images: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:8]
+
+
+def augmentation_experiment(splits, generator: Generator | None = None, classifier=None,
+                            shots: Sequence[int] = (1, 2, 5), bits=(12, 24, 36, 48),
+                            profile: Profile | str | None = None, runs_dir=None,
+                            method: str = "dfh", conditions: Sequence[str] = tuple(AUGMENTATIONS),
+                            copies_per_image: int = 4, images_seen: int | None = None,
+                            seed: int = 0, framing=None, progress: bool = False):
+    """Hashing with few training images per person, with and without augmentation.
+
+    For each ``k`` in ``shots`` the training set is
+    :func:`dfh_lib.data.low_shot` ``(splits, k, seed)`` (query, database and
+    validation unchanged), and ``method`` is trained through the one loop
+    (:func:`dfh_lib.experiments.run_methods`, train-or-load under
+    ``runs_dir/k<k>/``) at every code length in ``bits`` under each condition
+    of :data:`AUGMENTATIONS`:
+
+    * ``none``: the k real images;
+    * ``classic``: the same with random flips and padded random crops
+      (``TrainConfig.augment``);
+    * ``gan``: the k real images plus ``copies_per_image`` GAN edits of each
+      (:func:`augment`: 1-2 random attribute flips relative to the image's
+      attributes, its labels or ``classifier``'s predictions), labelled with
+      the source identity;
+    * ``gan+classic``: both.
+
+    **Equal budget.** Every run sees the same number of training images,
+    ``images_seen`` (default :data:`IMAGES_SEEN` of the profile: 12,000 in
+    the cpu profile), so ``epochs = round(images_seen / len(train))``:
+    a GAN-augmented set gets fewer epochs, not more updates. Validation
+    (model selection) runs about 10 times per run.
+
+    The edits are made once, for the largest k (the smaller k's training
+    images are a subset, see :func:`~dfh_lib.data.low_shot`), and each k
+    keeps the copies of its own images.
+
+    Returns:
+        :class:`~dfh_lib.experiments.ExperimentResult` with rows
+        ``condition, k, bits, mAP, P@H<=2, ..., train_images, epochs,
+        best_epoch, seconds``; ``codes`` and ``histories`` keyed by
+        ``(condition, k, bits)``; ``gan_train``: the largest k's training
+        set with its GAN copies (None without GAN conditions);
+        ``images_seen``: the budget used.
+    """
+    from .data import low_shot
+    from .experiments import ExperimentResult, Variant, run_methods
+
+    unknown = [c for c in conditions if c not in AUGMENTATIONS]
+    if unknown or not conditions:
+        raise ValueError(f"conditions must be some of {list(AUGMENTATIONS)}; got {list(conditions)}")
+    shots = sorted({int(k) for k in shots})
+    if not shots or shots[0] < 1:
+        raise ValueError(f"shots must be positive ints; got {shots}")
+    wants_gan = any(AUGMENTATIONS[c][1] for c in conditions)
+    if wants_gan and generator is None:
+        raise ValueError(f"conditions {list(conditions)} need a generator (e.g. "
+                         f"dfh.gan.pretrained())")
+    profile = get_profile(profile)
+    images_seen = images_seen or IMAGES_SEEN.get(profile.name, 400 * profile.epochs)
+    pool = tag = None
+    if wants_gan:
+        largest = low_shot(splits, shots[-1], seed).train
+        pool = augment(largest, generator, copies_per_image, seed=seed, framing=framing,
+                       classifier=classifier)
+        tag = _short_hash(pool.images[len(largest):])  # names the runs of these edits
+    result = ExperimentResult()
+    result.gan_train, result.images_seen = pool, images_seen
+    for k in shots:
+        small = low_shot(splits, k, seed)
+        for condition in conditions:
+            classic, gan = AUGMENTATIONS[condition]
+            train = small.train
+            if gan:
+                train = pool.subset(np.isin(pool.source_index, small.train.source_index))
+            split_k = small if train is small.train else \
+                type(small)(train, small.val_query, small.query, small.database, small.seed,
+                            small.description + f"; + {copies_per_image} GAN edits per image")
+            epochs = max(1, round(images_seen / len(train)))
+            label = condition if not gan else f"{condition}-{copies_per_image}x{tag}"
+            runs = None if runs_dir is None else Path(runs_dir) / f"k{k}"
+            part = run_methods(split_k, (Variant(label, method),), bits, profile, runs,
+                               progress, epochs=epochs, eval_every=max(1, epochs // 10),
+                               augment=classic)
+            for row in part.rows:
+                key = (condition, k, row["bits"])
+                result.rows.append({"condition": condition, "k": k,
+                                    **{n: v for n, v in row.items() if n != "method"},
+                                    "train_images": len(train), "epochs": epochs})
+                result.codes[key] = part.codes[(label, row["bits"])]
+                result.histories[key] = part.histories[(label, row["bits"])]
+    return result
 
 
 # ----------------------------------------------------------------------------

@@ -370,3 +370,126 @@ def test_celeba_with_default_attributes_crops_to_gan_size(real_data_dir):
     profile = mean[6:32, 10:54].mean(1)
     assert 0.27 < (6 + profile.argmin()) / 64 < 0.40
     assert abs(mean[:, :32].mean() - mean[:, 32:].mean()) < 5  # centred: left ~ right
+
+
+# ------------------------------------------------------------------ shipped checkpoints
+
+def test_pretrained_checkpoints_load_from_package_data():
+    G = gan.pretrained("stargan-gpu-celeba")
+    C = gan.pretrained("attributes-gpu-celeba")
+    assert isinstance(G, gan.Generator) and isinstance(C, gan.AttributeClassifier)
+    assert not G.training and not C.training
+    assert G.attribute_names == ATTRS == C.attribute_names and G.image_size == 64
+    assert G.framing == "celeba" and "--steps 8000" in G.pretrained["command"]
+    assert "H100" in G.pretrained["device"] and G.pretrained["name"] == "stargan-gpu-celeba"
+    log = gan.pretrained_log()
+    assert log.index[-1] == 8000 and {"d_loss", "d_gp", "g_adv", "g_cls", "g_rec"} <= set(log)
+    with pytest.raises(ValueError, match="unknown pretrained checkpoint 'nope'; shipped"):
+        gan.pretrained("nope")
+
+
+def test_held_out_faces_fall_back_to_synthfaces_and_tiny_caps(monkeypatch, capsys):
+    monkeypatch.setenv("DFH_DATA_DIR", "/nonexistent")
+    faces = gan.held_out_faces("tiny")
+    assert "synthfaces" in capsys.readouterr().out and len(faces) <= 48
+    assert set(ATTRS) <= set(faces.attribute_names)
+
+
+# ------------------------------------------------------------------ identity preservation
+
+class _NoEdit(gan.Generator):
+    def forward(self, x, c):
+        return x
+
+
+@pytest.fixture(scope="module")
+def retrieval(faces):
+    from dfh_lib.data import retrieval_protocol
+    from dfh_lib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("ddh", 12, image_size=(32, 32)).eval()
+    return model, retrieval_protocol(faces, num_query=1, num_val=1, seed=0)
+
+
+def test_identity_preservation_of_an_edit_that_changes_nothing_is_total(retrieval):
+    model, splits = retrieval
+    G = _NoEdit(ATTRS, width=4, res_blocks=1, image_size=32)
+    rows = gan.identity_preservation(model, G, splits, attributes=["Smiling", "Bangs"])
+    assert [r["attribute"] for r in rows] == ["(resize only)", "(no flip)", "Smiling", "Bangs",
+                                               "all"]
+    for r in rows:
+        assert r["top1_edited"] == r["top1_original"] and r["bits_changed"] == 0
+        assert r["mAP_edited"] == pytest.approx(r["mAP_original"])
+        assert r["kept"] == 1.0 or r["top1_original"] == 0
+
+
+def test_identity_preservation_of_real_edits(retrieval, trained):
+    model, splits = retrieval
+    rows = gan.identity_preservation(model, trained[0].generator, splits)
+    assert len(rows) == len(ATTRS) + 3 and rows[-1]["attribute"] == "all"
+    assert rows[0]["bits_changed"] == 0  # 32 px faces, a 32 px generator: no resizing
+    for r in rows:
+        assert all(0 <= r[k] <= 1 for k in ("top1_original", "top1_edited", "kept"))
+        assert 0 <= r["bits_changed"] <= 12
+    kept = [r["kept"] for r in rows[2:-1]]
+    assert min(kept) - 1e-9 <= rows[-1]["kept"] <= max(kept) + 1e-9  # pooled
+    with pytest.raises(ValueError, match="attributes must be some of"):
+        gan.identity_preservation(model, trained[0].generator, splits, attributes=["Male"])
+
+
+# ------------------------------------------------------------------ augmentation experiment
+
+def test_augmentation_experiment_rows_budget_and_train_or_load(retrieval, trained, tmp_path,
+                                                             monkeypatch):
+    from dfh_lib import train as train_module
+
+    splits = retrieval[1]  # 8 identities, 2 training images each
+    G = trained[0].generator
+    kwargs = dict(shots=(1, 2), bits=(12,), profile="tiny", runs_dir=tmp_path,
+                  copies_per_image=2, images_seen=48)
+    result = gan.augmentation_experiment(splits, G, **kwargs)
+    rows = {(r["condition"], r["k"]): r for r in result.rows}
+    assert set(rows) == {(c, k) for c in gan.AUGMENTATIONS for k in (1, 2)}
+    assert rows[("none", 1)]["train_images"] == 8 and rows[("gan", 1)]["train_images"] == 24
+    assert rows[("gan+classic", 2)]["train_images"] == 48
+    assert rows[("none", 1)]["epochs"] == 6 and rows[("gan", 2)]["epochs"] == 1  # equal budget
+    assert all(0 <= r["mAP"] <= 1 and r["bits"] == 12 for r in result.rows)
+    assert set(result.codes) == {(c, k, 12) for c, k in rows}
+    folders = sorted(p.name for p in (tmp_path / "k1").iterdir())
+    assert folders[:2] == ["classic-12", "gan+classic-2x" + folders[1].split("x", 1)[1]]
+    assert result.histories[("classic", 2, 12)].config["augment"] is True
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", _explode)  # now: loaded, not trained
+    again = gan.augmentation_experiment(splits, G, **kwargs)
+    assert [r["mAP"] for r in again.rows] == [r["mAP"] for r in result.rows]
+
+
+def test_augmentation_experiment_refuses_bad_requests(retrieval):
+    splits = retrieval[1]
+    with pytest.raises(ValueError, match="conditions must be some of"):
+        gan.augmentation_experiment(splits, None, conditions=("mixup",))
+    with pytest.raises(ValueError, match="need a generator"):
+        gan.augmentation_experiment(splits, None, conditions=("gan",))
+
+
+def test_held_out_celeba_is_the_cli_split(real_data_dir):
+    faces = gan.held_out_faces("cpu")
+    assert faces.name == "celeba" and len(faces) == 494  # what the shipped runs held out
+    assert len(gan.held_out_faces("tiny")) == 48
+
+
+def test_show_edits_draws_one_row_per_face(trained, faces):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    source = gan.attribute_matrix(faces, ATTRS)[:2]
+    grid = gan.flip_attribute(trained[0].generator, faces.images[:2], source, ["Smiling"])
+    fig = gan.show_edits(faces.images[:2], grid, ["Smiling"], 1 - source[:, [5]],
+                         row_labels=["a", "b"], title="t")
+    assert len(fig.axes) == 4 and fig.axes[1].get_title() == "Smiling" and fig.axes[0].get_title() == "input"
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"edits must be \(N=2, E=2"):
+        gan.show_edits(faces.images[:2], grid, ["Smiling", "Bangs"])

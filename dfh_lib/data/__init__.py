@@ -26,6 +26,7 @@ from .dataset import FaceDataset, RetrievalSplits, retrieval_protocol
 from .ddh import UnsafePickleError, ddh_normalize, load_facescrub, load_youtube_faces
 from .image_folder import load_image_folder
 from .lfw import load_lfw
+from .low_shot import low_shot
 from .orl import load_orl
 from .paths import DatasetNotFoundError, cache_dir, data_dir
 from .synthfaces import load_synthfaces
@@ -34,7 +35,7 @@ __all__ = ["FaceDataset", "RetrievalSplits", "retrieval_protocol", "data_dir", "
            "DatasetNotFoundError", "UnsafePickleError", "load_lfw", "load_orl",
            "load_celeba", "load_facescrub", "load_youtube_faces", "load_image_folder",
            "ddh_normalize", "load_synthfaces", "DATASETS", "load_dataset", "available",
-           "book_dataset", "book_splits"]
+           "book_dataset", "book_splits", "low_shot"]
 
 
 @dataclass(frozen=True)
