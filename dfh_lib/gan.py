@@ -67,7 +67,7 @@ from tqdm.auto import tqdm
 from .data.dataset import FaceDataset
 from .profiles import Profile, get_profile
 from .runtime import get_device, seed_everything
-from .train import _FORMAT, _rng_state, _save_atomic, _set_rng_state
+from .train import _FORMAT, _load, _rng_state, _save_atomic, _set_rng_state
 
 __all__ = ["DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "FRAMINGS", "GANConfig",
            "ClassifierConfig", "Generator", "Discriminator", "AttributeClassifier",
@@ -583,22 +583,6 @@ def _data_summary(crops: np.ndarray, attrs: np.ndarray, framing) -> dict:
             "attributes_sha1": hashlib.sha1(attrs.tobytes()).hexdigest()[:12]}
 
 
-def _read(path: Path, kinds: tuple[str, ...]) -> dict:
-    """A dfh_lib file of one of ``kinds``, loaded with ``weights_only=True``."""
-    fresh = "delete it or use another run_dir (or resume=False) to start fresh"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign/corrupt files
-        reason = str(err).strip().split("\n", 1)[0]
-        raise ValueError(f"{path} is not a readable dfh_lib checkpoint "
-                         f"({type(err).__name__}: {reason}); {fresh}") from err
-    if not isinstance(state, dict) or state.get("format") != _FORMAT \
-            or state.get("kind") not in kinds:
-        raise ValueError(f"{path} is not a dfh_lib {' or '.join(kinds)} file "
-                         f"(format {_FORMAT}); {fresh}")
-    return state
-
-
 def _check_same_run(state: dict, config: _Config, data: dict, path: Path) -> None:
     if state["fingerprint"] == config.fingerprint() and state["data"] == data:
         return
@@ -647,7 +631,7 @@ class _Loop:
 
     def resume(self) -> None:
         path = self.run_dir / CHECKPOINT
-        state = _read(path, (self.kind,))
+        state = _load(path, (self.kind,))
         _check_same_run(state, self.config, self.data, path)
         for name, part in {**self.modules, **self.optimizers}.items():
             part.load_state_dict(state[name])
@@ -840,7 +824,7 @@ def load_generator(path) -> Generator:
     ``generator.pt`` / ``checkpoint.pt`` file, on the CPU in eval mode, with
     ``.config`` (its :class:`GANConfig`) and ``.framing`` (of its training data)."""
     path = _export_path(path, GENERATOR)
-    state = _read(path, ("generator", "gan_checkpoint"))
+    state = _load(path, ("generator", "gan_checkpoint"))
     config = GANConfig(**state["config"])
     G = build_gan(config)[0]
     G.load_state_dict(state["model"] if state["kind"] == "generator" else state["generator"])
@@ -1098,7 +1082,7 @@ def train_attribute_classifier(dataset: FaceDataset, config: ClassifierConfig | 
 
 def load_attribute_classifier(path) -> AttributeClassifier:
     """The classifier of a run folder or file, on the CPU in eval mode (``.config``)."""
-    state = _read(_export_path(path, CLASSIFIER), ("classifier", "classifier_checkpoint"))
+    state = _load(_export_path(path, CLASSIFIER), ("classifier", "classifier_checkpoint"))
     config = ClassifierConfig(**state["config"])
     model = AttributeClassifier(config.attributes, config.width, config.image_size)
     model.load_state_dict(state["model"] if state["kind"] == "classifier"

@@ -461,8 +461,10 @@ def _save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load(path: Path, kind: str) -> dict:
-    """A dfh_lib checkpoint, loaded without running arbitrary pickled code."""
+def _load(path: Path, kind: str | tuple[str, ...]) -> dict:
+    """A dfh_lib file of ``kind`` (or one of several kinds), loaded without
+    running arbitrary pickled code (``weights_only=True``)."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     fresh = "delete it or use another run_dir (or resume=False) to start fresh"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -470,8 +472,10 @@ def _load(path: Path, kind: str) -> dict:
         reason = str(err).strip().split("\n", 1)[0]
         raise ValueError(f"{path} is not a readable dfh_lib checkpoint "
                          f"({type(err).__name__}: {reason}); {fresh}") from err
-    if not isinstance(state, dict) or state.get("format") != _FORMAT or state.get("kind") != kind:
-        raise ValueError(f"{path} is not a dfh_lib {kind} file (format {_FORMAT}); {fresh}")
+    if not isinstance(state, dict) or state.get("format") != _FORMAT \
+            or state.get("kind") not in kinds:
+        raise ValueError(f"{path} is not a dfh_lib {' or '.join(kinds)} file "
+                         f"(format {_FORMAT}); {fresh}")
     return state
 
 

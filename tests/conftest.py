@@ -38,3 +38,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cpu_deterministic_guard(monkeypatch):
+    """Train on the CPU and restore torch's deterministic-algorithms flag
+    afterwards (exact-resume tests switch it on)."""
+    import torch
+
+    monkeypatch.setenv("DFH_DEVICE", "cpu")
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)

@@ -16,11 +16,8 @@ ATTRS = gan.DEFAULT_ATTRIBUTES
 
 
 @pytest.fixture(autouse=True)
-def _cpu_and_restore_determinism(monkeypatch):
-    monkeypatch.setenv("DFH_DEVICE", "cpu")
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
+def _cpu_and_restore_determinism(cpu_deterministic_guard):
+    """Every test here trains on the CPU (see conftest)."""
 
 
 @pytest.fixture(scope="module")

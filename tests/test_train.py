@@ -22,11 +22,8 @@ SIZE, BITS, IDS, PER_ID = 16, 8, 10, 8
 
 
 @pytest.fixture(autouse=True)
-def _cpu_and_restore_determinism(monkeypatch):
-    monkeypatch.setenv("DFH_DEVICE", "cpu")
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
+def _cpu_and_restore_determinism(cpu_deterministic_guard):
+    """Every test here trains on the CPU (see conftest)."""
 
 
 def make_faces(ids=IDS, per_id=PER_ID, size=SIZE, seed=0) -> FaceDataset:
