@@ -61,7 +61,8 @@ def main(argv=None) -> None:
               "  train      train one method at one code length\n"
               "  baselines  train and evaluate the baselines; write the results table\n"
               "  reproduce  DFH-GANs (teacher, multi-layer KD, fine-tuning) + baselines; "
-              "write the table")
+              "write the table\n"
+              "  gan        train the StarGAN face editor or the attribute classifier")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     COMMANDS[argv[0]](argv[1:])
 
