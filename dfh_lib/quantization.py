@@ -775,6 +775,7 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
     import pandas as pd
 
     from .experiments import ExperimentResult
+    from .metrics import binarize
     from .train import binary_codes, encode, train_method
 
     schemes = [schemes] if isinstance(schemes, str) else list(schemes)
@@ -812,7 +813,7 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
             table = robustness(model, splits, perturbations, seed=seed)
             table["mAP_drop"] = table["mAP"].iloc[0] - table["mAP"]
             perturbed = table.iloc[1:]
-            result.add(label, k, binary_codes(model, splits.query),
+            result.add(label, k, binarize(z),  # the query codes encoded above
                        binary_codes(model, splits.database), splits, scheme=scheme,
                        weight=quantizer.weight, best_epoch=history.best_epoch,
                        final_val_mAP=[m for m in history.column("val_mAP")
