@@ -336,3 +336,21 @@ def test_pretrained_gan_is_the_default_and_edits_once_per_training_set(monkeypat
                       ("shipped", "attributes-gpu-celeba")),
                      (second, ("shipped", "stargan-gpu-celeba"),
                       ("shipped", "attributes-gpu-celeba"))]
+
+
+def test_reproduce_runs_the_gpu_profile_settings_on_cpu(splits, tmp_path):
+    """The gpu profile's networks (ResNet-18 student heads, ResNet-50 teacher),
+    64 px inputs, loader workers and amp flag go through every part of
+    ``reproduce``; only the sizes are cut (CPU, one epoch, 12 bits)."""
+    gpu = get_profile("gpu").with_overrides(epochs=1, eval_every=1, batch_size=16)
+    doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
+    made = distill.reproduce(splits, (12,), gpu, tmp_path, ("dpsh",), doubled, progress=False)
+    rows = {r["method"]: r for r in made.rows}
+    assert {"dpsh", "dfh", "dfhq", "DFH multi-layer + KD", "DFH-GANs"} <= set(rows)
+    assert all(0 < r["mAP"] <= 1 for r in made.rows)
+    configs = [h.config for h in made.histories.values()]
+    assert configs and all(c["network"] in ("resnet18", "resnet50") and c["amp"]
+                           and list(c["image_size"]) == [64, 64] for c in configs)
+    student = made.models[("finetune-gan", 12)]
+    assert student.backbone.arch == "resnet18" and student.image_size == (64, 64)
+    assert next(iter(made.teachers.values())).model.arch == "resnet50"
