@@ -1059,8 +1059,11 @@ def main_reproduce(argv=None) -> ExperimentResult:
     parser.add_argument("--gan-classifier", default=None, help="attribute classifier "
                         "checkpoint, for datasets without attribute labels (e.g. lfw; "
                         "default with 'pretrained': the shipped one)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every run "
+                        "(the split stays the same; a seed other than 0 adds -seed<N> to "
+                        "the run and output names)")
     parser.add_argument("--out", default=None, help="output path without suffix "
-                        "(default: results/reproduce-<profile>-<dataset>)")
+                        "(default: results/reproduce-<profile>-<dataset>[-seed<N>])")
     parser.add_argument("--runs-dir", default=None, help="checkpoint folder (default: "
                         "runs/reproduce, or $DFH_RUNS_DIR/reproduce)")
     parser.add_argument("--reuse", action="append", default=[], metavar="PART=DIR",
@@ -1080,23 +1083,24 @@ def main_reproduce(argv=None) -> ExperimentResult:
                          f"got {item!r}")
         reuse[part] = Path(folder)
     run = setup_notebook("reproduce", args.profile)
-    splits = book_splits(run.profile, args.dataset)
+    profile = run.profile.with_overrides(seed=args.seed)
+    splits = book_splits(profile, args.dataset)
     dataset = splits.train.name
+    suffix = f"-seed{args.seed}" if args.seed else ""
     runs_dir = Path(args.runs_dir) if args.runs_dir else run.runs_dir
-    runs_dir = runs_dir / f"{dataset}-{run.profile.name}"
+    runs_dir = runs_dir / f"{dataset}-{profile.name}{suffix}"
     augment_fn, gan_note = gan_augment_fn(args.gan_checkpoint, args.gan_classifier)
     if augment_fn is None:
         print(f"note: {gan_note}: DFH-GANs' last stage fine-tunes on the plain training set")
     methods = tuple(m for m in args.methods.split(",") if m)
-    result = reproduce(splits, bits, run.profile, runs_dir, methods, augment_fn,
-                       reuse=reuse)
-    h, w = run.profile.image_size
-    provenance = Provenance.of(run, splits, "query vs database", epochs=run.profile.epochs,
-                               input=f"{h}x{w}", gan=gan_note)
+    result = reproduce(splits, bits, profile, runs_dir, methods, augment_fn, reuse=reuse)
+    h, w = profile.image_size
+    provenance = Provenance.of(run, splits, "query vs database", epochs=profile.epochs,
+                               input=f"{h}x{w}", seed=args.seed, gan=gan_note)
     rows = [{k: v for k, v in r.items() if k not in ("stage", "gan_augmented")}
             for r in result.rows]  # the provenance line says whether GAN data was used
     table = results_table(rows, provenance, index=["method", "bits"])
-    out = Path(args.out or f"results/reproduce-{run.profile.name}-{dataset}")
+    out = Path(args.out or f"results/reproduce-{profile.name}-{dataset}{suffix}")
     save_results(table, out)
     plot_metric_vs_bits(table).savefig(out.with_suffix(".png"), dpi=100)
     print(out.with_suffix(".md").read_text())

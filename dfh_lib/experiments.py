@@ -14,6 +14,7 @@ import numpy as np
 
 from .classic import HASHERS
 from .metrics import evaluate_retrieval
+from .profiles import get_profile
 from .train import binary_codes, encode, train_method
 
 __all__ = ["DEEP_BASELINES", "Variant", "ExperimentResult", "run_methods", "trained_model", "run_feature_hashing",
@@ -133,7 +134,8 @@ def baselines(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
     features = classifier_features(
         splits, profile, None if runs_dir is None else Path(runs_dir) / "softmax-128",
         progress=progress)
-    return result.extend(run_feature_hashing(features, splits, bits=bits, prefix="deep "))
+    return result.extend(run_feature_hashing(features, splits, bits=bits, prefix="deep ",
+                                             seed=get_profile(profile).seed))
 
 
 def main_baselines(argv=None) -> ExperimentResult:

@@ -31,6 +31,9 @@ class Profile:
         synth_identities / synth_images_per_identity / synth_size: the
             embedded synthfaces dataset used when no real data is present.
         amp: mixed precision on CUDA.
+        seed: the training seed of every run (weights, batch order); the
+            data split keeps its own seed, so runs with another ``seed``
+            measure training noise on the same queries.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Profile:
     synth_size: int = 64
     amp: bool = False
     num_workers: int = 0
+    seed: int = 0
 
     def with_overrides(self, **changes) -> "Profile":
         """A copy with some fields changed (e.g. ``epochs=5``)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["Provenance", "provenance_line", "results_table", "save_results", "load_results",
-           "REFERENCE_RUNS", "load_reference_run"]
+           "summarize_seeds", "REFERENCE_RUNS", "load_reference_run"]
 
 # Result files shipped with the library (so a chapter shows them on Colab too):
 # runs too long for a chapter to repeat, each made by this project's own code.
@@ -97,6 +97,43 @@ def load_results(path: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(data["rows"])
     df.attrs["provenance"] = data["provenance"]
     return df
+
+
+def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
+                    versus: str | None = None) -> pd.DataFrame:
+    """Mean, sample standard deviation and count over training seeds of
+    ``metric``, per method (rows, first seed's order) and code length.
+
+    Args:
+        rows_by_seed: ``{seed: rows}``, rows as in a results table (``method``,
+            ``bits``, ``metric``), e.g. ``reproduce(...).rows`` per seed.
+        baselines: methods whose per-seed maximum becomes the row
+            ``"best baseline"`` (the best method may differ between seeds).
+        versus: with ``baselines``, adds ``"gap: <versus> − best baseline"``,
+            the per-seed difference, so its spread is that of the gap itself.
+
+    Returns columns ``(bits, stat)`` with stat in ``mean``, ``std``, ``n``
+    (``std`` is NaN from a single seed).
+    """
+    if not rows_by_seed:
+        raise ValueError("rows_by_seed is empty: give {seed: rows} for at least one seed")
+    frames = []
+    for rows in rows_by_seed.values():
+        values = pd.DataFrame(rows).pivot_table(index="method", columns="bits", values=metric,
+                                                sort=False)
+        if baselines:
+            best = values.loc[list(baselines)].max()
+            if versus is not None:
+                values.loc[f"gap: {versus} − best baseline"] = values.loc[versus] - best
+            values.loc["best baseline"] = best
+        frames.append(values)
+    grouped = pd.concat(frames, keys=list(rows_by_seed), names=["seed"]).groupby(
+        level="method", sort=False)
+    stats = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1),
+                       "n": grouped.count()}, axis=1)
+    columns = pd.MultiIndex.from_product([frames[0].columns, ["mean", "std", "n"]],
+                                         names=["bits", "stat"])
+    return stats.swaplevel(axis=1).reindex(columns=columns)
 
 
 def _has_tabulate() -> bool:

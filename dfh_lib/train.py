@@ -124,7 +124,7 @@ class TrainConfig:
         base = dict(network=profile.network, epochs=profile.epochs,
                     batch_size=profile.batch_size, lr=profile.lr,
                     eval_every=profile.eval_every, amp=profile.amp,
-                    image_size=profile.image_size)
+                    image_size=profile.image_size, seed=profile.seed)
         return cls(**{**base, **overrides})
 
     def to_dict(self) -> dict:

@@ -299,6 +299,11 @@ def test_reproduce_command_writes_tables_with_provenance(tmp_path, monkeypatch, 
         return [(r["method"], r["mAP"]) for r in json.loads(path.read_text())["rows"]]
 
     assert maps(tmp_path / "again.json") == maps(out.with_suffix(".json"))
+    # another training seed: its own folders; the seed-0 runs are refused, not reused
+    with pytest.raises(ValueError, match=r"belongs to a different run \(seed: 0 -> 1"):
+        main(["reproduce", "--profile", "tiny", "--dataset", "synthfaces", "--bits", "12",
+              "--methods", "ddh", "--gan-checkpoint", "none", "--seed", "1",
+              f"--reuse=baselines={reused}"])
     with pytest.raises(SystemExit):
         main(["reproduce", "--reuse", "teacher=runs"])
 

@@ -89,3 +89,22 @@ def test_reference_runs_ship_with_the_library():
     assert search["val_mAP"].between(0, 1).all()
     with pytest.raises(ValueError, match="unknown reference run"):
         load_reference_run("nope")
+
+
+def test_summarize_seeds_hand_values():
+    def rows(a, b, c):
+        return [{"method": m, "bits": 12, "mAP": v} for m, v in (("ours", a), ("b1", b),
+                                                                ("b2", c))]
+    out = results.summarize_seeds({0: rows(0.2, 0.3, 0.1), 1: rows(0.4, 0.1, 0.5)},
+                                  baselines=("b1", "b2"), versus="ours")
+    assert list(out.index) == ["ours", "b1", "b2", "gap: ours − best baseline", "best baseline"]
+    assert list(out.columns) == [(12, "mean"), (12, "std"), (12, "n")]
+    assert out.loc["ours", (12, "mean")] == pytest.approx(0.3)
+    assert out.loc["ours", (12, "std")] == pytest.approx(0.2 / 2 ** 0.5)  # sample std of 2
+    # best baseline per seed: b1 (0.3), then b2 (0.5); gaps -0.1 and -0.1
+    assert out.loc["best baseline", (12, "mean")] == pytest.approx(0.4)
+    assert out.loc["gap: ours − best baseline", (12, "mean")] == pytest.approx(-0.1)
+    assert out.loc["gap: ours − best baseline", (12, "std")] == pytest.approx(0.0, abs=1e-12)
+    assert (out.xs("n", axis=1, level="stat") == 2).all().all()
+    with pytest.raises(ValueError, match="at least one seed"):
+        results.summarize_seeds({})

@@ -16,6 +16,7 @@ from torch import nn
 from dfh_lib import train as train_module
 from dfh_lib.data.dataset import FaceDataset, retrieval_protocol
 from dfh_lib.metrics import evaluate_retrieval
+from dfh_lib.profiles import get_profile
 from dfh_lib.train import (BEST, CHECKPOINT, History, TrainConfig, encode, evaluate, fit)
 
 SIZE, BITS, IDS, PER_ID = 16, 8, 10, 8
@@ -120,6 +121,10 @@ def test_config_from_profile_takes_loop_settings_and_overrides():
                                                                                "cosine", False)
     with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['lrr'\]"):
         TrainConfig.from_profile("tiny", method="dpsh", bits=12, lrr=1)
+    seeded = get_profile("tiny").with_overrides(seed=3)
+    assert TrainConfig.from_profile(seeded, method="dpsh", bits=12).seed == 3
+    assert TrainConfig.from_profile(seeded, method="dpsh", bits=12, seed=4).seed == 4
+    assert config.seed == 0
 
 
 @pytest.mark.parametrize("bad, message", [
