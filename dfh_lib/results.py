@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = ["Provenance", "provenance_line", "results_table", "save_results", "load_results",
-           "summarize_seeds", "REFERENCE_RUNS", "load_reference_run"]
+           "summarize_seeds", "mean_std", "REFERENCE_RUNS", "load_reference_run"]
 
 # Result files shipped with the library (so a chapter shows them on Colab too):
 # runs too long for a chapter to repeat, each made by this project's own code.
@@ -100,7 +100,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 
 def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
-                    versus: str | None = None) -> pd.DataFrame:
+                    differences: dict | None = None,
+                    provenance: Provenance | None = None) -> pd.DataFrame:
     """Mean, sample standard deviation and count over training seeds of
     ``metric``, per method (rows, first seed's order) and code length.
 
@@ -109,8 +110,10 @@ def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
             ``bits``, ``metric``), e.g. ``reproduce(...).rows`` per seed.
         baselines: methods whose per-seed maximum becomes the row
             ``"best baseline"`` (the best method may differ between seeds).
-        versus: with ``baselines``, adds ``"gap: <versus> − best baseline"``,
-            the per-seed difference, so its spread is that of the gap itself.
+        differences: ``{name: (a, b)}`` adds row ``name``, ``a − b`` taken
+            within each seed (``b`` may be ``"best baseline"``), so its spread
+            is that of the difference itself, not of ``a`` and ``b`` apart.
+        provenance: stored in ``attrs`` (shown by :func:`dfh_lib.viz.show_table`).
 
     Returns columns ``(bits, stat)`` with stat in ``mean``, ``std``, ``n``
     (``std`` is NaN from a single seed).
@@ -122,10 +125,9 @@ def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
         values = pd.DataFrame(rows).pivot_table(index="method", columns="bits", values=metric,
                                                 sort=False)
         if baselines:
-            best = values.loc[list(baselines)].max()
-            if versus is not None:
-                values.loc[f"gap: {versus} − best baseline"] = values.loc[versus] - best
-            values.loc["best baseline"] = best
+            values.loc["best baseline"] = values.loc[list(baselines)].max()
+        for name, (a, b) in (differences or {}).items():
+            values.loc[name] = values.loc[a] - values.loc[b]
         frames.append(values)
     grouped = pd.concat(frames, keys=list(rows_by_seed), names=["seed"]).groupby(
         level="method", sort=False)
@@ -133,7 +135,22 @@ def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
                        "n": grouped.count()}, axis=1)
     columns = pd.MultiIndex.from_product([frames[0].columns, ["mean", "std", "n"]],
                                          names=["bits", "stat"])
-    return stats.swaplevel(axis=1).reindex(columns=columns)
+    out = stats.swaplevel(axis=1).reindex(columns=columns)
+    if provenance is not None:
+        out.attrs["provenance"] = asdict(provenance)
+    return out
+
+
+def mean_std(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A :func:`summarize_seeds` table as text cells ``"mean ± std"``, one
+    column per code length (``"mean"`` alone where std is NaN)."""
+    mean = summary.xs("mean", axis=1, level="stat")
+    std = summary.xs("std", axis=1, level="stat")
+    text = mean.map(lambda v: f"{v:.{digits}f}")
+    spread = std.map(lambda v: "" if pd.isna(v) else f" ± {v:.{digits}f}")
+    out = text + spread
+    out.attrs = summary.attrs
+    return out
 
 
 def _has_tabulate() -> bool:

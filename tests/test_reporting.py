@@ -95,16 +95,26 @@ def test_summarize_seeds_hand_values():
     def rows(a, b, c):
         return [{"method": m, "bits": 12, "mAP": v} for m, v in (("ours", a), ("b1", b),
                                                                 ("b2", c))]
+    prov = results.Provenance("cpu", "lfw", "query vs database", "cpu", {"seeds": "0, 1"})
+    gap = "gap: ours − best baseline"
     out = results.summarize_seeds({0: rows(0.2, 0.3, 0.1), 1: rows(0.4, 0.1, 0.5)},
-                                  baselines=("b1", "b2"), versus="ours")
-    assert list(out.index) == ["ours", "b1", "b2", "gap: ours − best baseline", "best baseline"]
+                                  baselines=("b1", "b2"), provenance=prov,
+                                  differences={gap: ("ours", "best baseline"),
+                                               "b1 − b2": ("b1", "b2")})
+    assert list(out.index) == ["ours", "b1", "b2", "best baseline", gap, "b1 − b2"]
+    assert "seeds: 0, 1" in results.provenance_line(out)
     assert list(out.columns) == [(12, "mean"), (12, "std"), (12, "n")]
     assert out.loc["ours", (12, "mean")] == pytest.approx(0.3)
     assert out.loc["ours", (12, "std")] == pytest.approx(0.2 / 2 ** 0.5)  # sample std of 2
     # best baseline per seed: b1 (0.3), then b2 (0.5); gaps -0.1 and -0.1
     assert out.loc["best baseline", (12, "mean")] == pytest.approx(0.4)
-    assert out.loc["gap: ours − best baseline", (12, "mean")] == pytest.approx(-0.1)
-    assert out.loc["gap: ours − best baseline", (12, "std")] == pytest.approx(0.0, abs=1e-12)
+    assert out.loc[gap, (12, "mean")] == pytest.approx(-0.1)
+    assert out.loc[gap, (12, "std")] == pytest.approx(0.0, abs=1e-12)
+    assert out.loc["b1 − b2", (12, "mean")] == pytest.approx(-0.1)  # (0.2 - 0.4) / 2
     assert (out.xs("n", axis=1, level="stat") == 2).all().all()
+    assert results.mean_std(out).loc["ours", 12] == "0.300 ± 0.141"
+    assert results.provenance_line(results.mean_std(out)) == results.provenance_line(out)
+    single = results.summarize_seeds({0: rows(0.2, 0.3, 0.1)})
+    assert results.mean_std(single, digits=2).loc["b2", 12] == "0.10"
     with pytest.raises(ValueError, match="at least one seed"):
         results.summarize_seeds({})
