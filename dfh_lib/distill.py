@@ -1082,7 +1082,7 @@ def main_reproduce(argv=None) -> ExperimentResult:
             parser.error(f"--reuse takes PART=DIR with PART one of {REPRODUCE_PARTS}; "
                          f"got {item!r}")
         reuse[part] = Path(folder)
-    run = setup_notebook("reproduce", args.profile)
+    run = setup_notebook("reproduce", args.profile, seed=args.seed)
     profile = run.profile.with_overrides(seed=args.seed)
     splits = book_splits(profile, args.dataset)
     dataset = splits.train.name

@@ -115,9 +115,12 @@ def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
             is that of the difference itself, not of ``a`` and ``b`` apart.
         provenance: stored in ``attrs`` (shown by :func:`dfh_lib.viz.show_table`).
 
-    Returns columns ``(bits, stat)`` with stat in ``mean``, ``std``, ``n``
-    (``std`` is NaN from a single seed).
+    Returns columns ``(bits, stat)`` with stat in ``mean``, ``std``, ``n`` and
+    ``ci95``, the half-width of the 95 % Student-t interval of the mean,
+    ``t(0.975, n − 1) · std / √n`` (both NaN from a single seed).
     """
+    from scipy import stats as scipy_stats
+
     if not rows_by_seed:
         raise ValueError("rows_by_seed is empty: give {seed: rows} for at least one seed")
     frames = []
@@ -131,9 +134,10 @@ def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
         frames.append(values)
     grouped = pd.concat(frames, keys=list(rows_by_seed), names=["seed"]).groupby(
         level="method", sort=False)
-    stats = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1),
-                       "n": grouped.count()}, axis=1)
-    columns = pd.MultiIndex.from_product([frames[0].columns, ["mean", "std", "n"]],
+    std, n = grouped.std(ddof=1), grouped.count()
+    ci95 = std * scipy_stats.t.ppf(0.975, n - 1) / n ** 0.5
+    stats = pd.concat({"mean": grouped.mean(), "std": std, "n": n, "ci95": ci95}, axis=1)
+    columns = pd.MultiIndex.from_product([frames[0].columns, ["mean", "std", "n", "ci95"]],
                                          names=["bits", "stat"])
     out = stats.swaplevel(axis=1).reindex(columns=columns)
     if provenance is not None:

@@ -103,9 +103,11 @@ def test_summarize_seeds_hand_values():
                                                "b1 − b2": ("b1", "b2")})
     assert list(out.index) == ["ours", "b1", "b2", "best baseline", gap, "b1 − b2"]
     assert "seeds: 0, 1" in results.provenance_line(out)
-    assert list(out.columns) == [(12, "mean"), (12, "std"), (12, "n")]
+    assert list(out.columns) == [(12, "mean"), (12, "std"), (12, "n"), (12, "ci95")]
     assert out.loc["ours", (12, "mean")] == pytest.approx(0.3)
     assert out.loc["ours", (12, "std")] == pytest.approx(0.2 / 2 ** 0.5)  # sample std of 2
+    # 95 % t half-width, 1 degree of freedom: t = 12.7062 -> 12.7062 * 0.1414 / sqrt(2)
+    assert out.loc["ours", (12, "ci95")] == pytest.approx(12.7062 * 0.1, rel=1e-4)
     # best baseline per seed: b1 (0.3), then b2 (0.5); gaps -0.1 and -0.1
     assert out.loc["best baseline", (12, "mean")] == pytest.approx(0.4)
     assert out.loc[gap, (12, "mean")] == pytest.approx(-0.1)
