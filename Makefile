@@ -11,7 +11,7 @@ PROFILE ?=
 DATASET ?=
 NOTEBOOKS := $(shell $(PYTHON) -c "import re;print(' '.join(m+'.ipynb' for m in re.findall(r'file:\s*(book/\d\d_\S+)', open('_toc.yml').read())))")
 
-.PHONY: book test unit notebooks book-check execute clean venv
+.PHONY: book test lint unit notebooks book-check execute clean venv
 
 venv: $(VENV)/.installed
 
@@ -36,7 +36,11 @@ endif
 execute: venv
 	DFH_PROFILE=$(or $(PROFILE),cpu) DFH_DATASET=$(DATASET) $(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)
 
-test: unit notebooks book-check
+test: lint unit notebooks book-check
+
+# the library's layers and no import cycles (contracts in pyproject.toml)
+lint: venv
+	$(BIN)/lint-imports
 
 unit: venv
 	$(BIN)/python -m pytest tests -q

@@ -1,12 +1,13 @@
-"""Training speed of the StarGAN in ``dfh_lib.gan`` (steps/s, one step = one
-D update; G every ``n_critic``-th step, as in training).
+"""Training speed of the StarGAN of ``dfh_lib.engine.gan_training`` (steps/s,
+one step = one D update; G every ``n_critic``-th step, as in training).
 
     python bench/bench_gan.py [--device cuda] [--steps 20] [--threads 2]
 
-Times the real step function of :func:`dfh_lib.gan.train_gan` on random
-face-sized data (no checkpointing) for the cpu-profile networks at 32 px and
-the gpu-profile networks at 64 px, at batch 16 and 32, and prints steps/s and
-the minutes a profile's step count takes at that rate. A benchmark, not a test.
+Times the real step function of :func:`dfh_lib.engine.gan_training.train_gan`
+on random face-sized data (no checkpointing) for the cpu-profile networks at
+32 px and the gpu-profile networks at 64 px, at batch 16 and 32, and prints
+steps/s and the minutes a profile's step count takes at that rate. A benchmark,
+not a test.
 """
 import argparse
 import time
@@ -14,8 +15,9 @@ import time
 import numpy as np
 import torch
 
-from dfh_lib import gan
-from dfh_lib.runtime import describe_device, get_device
+from dfh_lib.core.runtime import describe_device, get_device
+from dfh_lib.engine.gan_training import _gan_step
+from dfh_lib.nn.gan import GANConfig, build_gan
 
 
 def steps_per_second(config, device, steps, warmup=5):
@@ -28,11 +30,11 @@ def steps_per_second(config, device, steps, warmup=5):
     if device.type != "cpu":
         data["images"] = data["images"].to(device)
     torch.manual_seed(0)
-    G, D = (m.to(device) for m in gan.build_gan(config))
+    G, D = (m.to(device) for m in build_gan(config))
     opt_g = torch.optim.Adam(G.parameters(), config.g_lr, (config.beta1, config.beta2))
     opt_d = torch.optim.Adam(D.parameters(), config.d_lr, (config.beta1, config.beta2))
-    step_fn = gan._gan_step(G, D, opt_g, opt_d, data, config,
-                            torch.Generator().manual_seed(0), device)
+    step_fn = _gan_step(G, D, opt_g, opt_d, data, config,
+                        torch.Generator().manual_seed(0), device)
     for step in range(warmup):
         step_fn(step)
     if device.type == "cuda":
@@ -61,7 +63,7 @@ def main():
     for size in map(int, args.sizes.split(",")):
         profile = profiles.get(size, "gpu")
         for batch in (16, 32):
-            config = gan.GANConfig.from_profile(profile, image_size=size, batch_size=batch)
+            config = GANConfig.from_profile(profile, image_size=size, batch_size=batch)
             rate = steps_per_second(config, device, args.steps)
             minutes = config.steps / rate / 60
             print(f"{size} px  {profile}-profile nets  batch {batch:3d}  {rate:8.2f} steps/s"

@@ -18,7 +18,7 @@ import time
 import torch
 
 from dfh_lib import metrics
-from dfh_lib.index import HammingIndex, faiss
+from dfh_lib.core.index import HammingIndex, faiss
 
 
 def _cpu_name() -> str:

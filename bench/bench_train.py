@@ -1,4 +1,4 @@
-"""Training throughput of the hash networks through ``dfh_lib.train.fit``.
+"""Training throughput of the hash networks through ``dfh_lib.engine.train.fit``.
 
     python bench/bench_train.py [--epochs 3] [--images 20 --identities 100]
 

@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # run from a plain checkout: use the checkout's lib
 
 from tqdm.auto import tqdm  # noqa: E402
 
-from dfh_lib.data.paths import data_dir  # noqa: E402
+from dfh_lib.core.data.paths import data_dir  # noqa: E402
 
 MANIFEST = "SHA256SUMS"
 

@@ -17,7 +17,7 @@ import numpy as np
 from _common import (base_parser, check_manifest, fetch, is_archive, record_manifest, report,
                      unpack_into)
 
-from dfh_lib.data.ddh import DDH_SIZES, DDHSize, read_ddh_split
+from dfh_lib.core.data.ddh import DDH_SIZES, DDHSize, read_ddh_split
 
 DRIVE_IDS = {
     "facescrub": {"train": "1STytImOvad3PgPN2NwUSVga-fOU5i2Tm",

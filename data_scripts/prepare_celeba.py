@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from _common import base_parser, report
 
-from dfh_lib.data.celeba import CELEBA_SPLITS, read_celeba_index
+from dfh_lib.core.data.celeba import CELEBA_SPLITS, read_celeba_index
 
 FULL_IMAGES = 202_599
 

@@ -4,7 +4,7 @@
 
 scikit-learn fetches the pair lists and the funneled images (~230 MB) into
 its data_home layout (``lfw/lfw_home/lfw_funneled/<Person>/*.jpg``), which
-``dfh_lib.data.load_lfw`` reads. The check counts people and images and
+``dfh_lib.core.data.load_lfw`` reads. The check counts people and images and
 compares the pair lists with scikit-learn's published SHA-256 sums.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ ImageFolder layout, ``train/<identity>/*.jpg`` and ``test/<identity>/*.jpg``
 (DCDH's processed subset, ~2.4 GB: Drive id 1PaXIfSrw1SC1uiv4Affgm882-Q-w_icl).
 The check counts identities and images per split, requires the test
 identities to appear in train, and records a SHA256SUMS manifest that later
-runs check. Load a split with ``dfh_lib.data.load_image_folder``.
+runs check. Load a split with ``dfh_lib.core.data.load_image_folder``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from _common import (base_parser, check_manifest, fetch, record_manifest, report,
                      unpack_into)
 
-from dfh_lib.data.image_folder import scan_identity_folders
+from dfh_lib.core.data.image_folder import scan_identity_folders
 
 SPLITS = ("train", "test")
 

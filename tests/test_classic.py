@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from dfh_lib.classic import LSH, PCAITQ, RandomCodes, pixel_features
-from dfh_lib.data.dataset import RetrievalSplits
+from dfh_lib.core.classic import LSH, PCAITQ, RandomCodes, pixel_features
+from dfh_lib.core.data.dataset import RetrievalSplits
 from dfh_lib.experiments import run_feature_hashing
-from dfh_lib.data.dataset import FaceDataset
+from dfh_lib.core.data.dataset import FaceDataset
 
 
 def clustered(n_per=30, classes=5, dim=40, seed=0):

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dfh_lib import data
-from dfh_lib.data import paths as data_paths
+from dfh_lib.core.data import paths as data_paths
 
 
 def _snapshot(folder: Path) -> set[str]:
@@ -281,6 +281,6 @@ def test_image_folder_argument_errors(tmp_path):
 
 
 def test_synthfaces_through_registry():
-    pytest.importorskip("dfh_lib.data.synthfaces", reason="synthfaces module not written yet")
+    pytest.importorskip("dfh_lib.core.data.synthfaces", reason="synthfaces module not written yet")
     faces = data.load_dataset("synthfaces", num_identities=3, images_per_identity=2, size=32)
     assert isinstance(faces, data.FaceDataset) and faces.images.shape == (6, 32, 32, 3)

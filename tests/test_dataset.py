@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dfh_lib.data.book_data import cap_dataset
-from dfh_lib.data.dataset import FaceDataset, retrieval_protocol
+from dfh_lib.interfaces.book_data import cap_dataset
+from dfh_lib.core.data.dataset import FaceDataset, retrieval_protocol
 
 
 def make(counts=(10, 8, 6), size=8):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dfh_lib import data
-from dfh_lib.data import ddh
+from dfh_lib.core.data import ddh
 
 
 class _Py2Pickler(pickle._Pickler):

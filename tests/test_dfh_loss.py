@@ -1,4 +1,4 @@
-"""Tests for dfh_lib.dfh_loss: hand-computed terms, gradients, ablation switches,
+"""Tests for dfh_lib.nn.losses.dfh: hand-computed terms, gradients, ablation switches,
 bad inputs, and the direction each term moves free codes."""
 import math
 
@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from dfh_lib.data.dataset import FaceDataset, retrieval_protocol
-from dfh_lib.dfh_loss import (BitBalanceLoss, BitDecorrelationLoss, DFHLoss, HammingProxyLoss,
+from dfh_lib.core.data.dataset import FaceDataset, retrieval_protocol
+from dfh_lib.nn.losses.dfh import (BitBalanceLoss, BitDecorrelationLoss, DFHLoss, HammingProxyLoss,
                               SignControlLoss)
-from dfh_lib.train import TrainConfig, fit
+from dfh_lib.engine.train import TrainConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -125,7 +125,7 @@ def test_target_codes_are_proxy_signs_without_gradient():
 
 
 def test_proxies_start_at_unit_length_hash_centres_without_the_constant_bit():
-    from dfh_lib.losses import hash_centers
+    from dfh_lib.nn.losses import hash_centers
 
     metric = HammingProxyLoss(15, 10)
     centres = hash_centers(10, 16)  # rows of the Hadamard matrix H16: column 0 is all +1

@@ -12,12 +12,14 @@ import torch
 import dfh_lib
 from dfh_lib import distill
 from dfh_lib import train as train_module
-from dfh_lib.data import load_synthfaces, retrieval_protocol
-from dfh_lib.dfh_loss import DFHLoss
-from dfh_lib.distill import (Distill, DistillationLoss, MultiHeadLoss, Recipe,
+from dfh_lib.experiments import reproduce as reproduce_module
+from dfh_lib.experiments import runs as runs_module
+from dfh_lib.core.data import load_synthfaces, retrieval_protocol
+from dfh_lib.nn.losses.dfh import DFHLoss
+from dfh_lib.interfaces.topics.distill import (Distill, DistillationLoss, MultiHeadLoss, Recipe,
                              SimilarityDistillLoss, SoftTargetLoss, Stage, build_multihead,
                              copy_weights, run_recipe)
-from dfh_lib.profiles import get_profile
+from dfh_lib.core.profiles import get_profile
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HEADS = ("block3", "final")
@@ -186,7 +188,7 @@ def test_init_from_copies_weights_and_gan_stage_gets_augmented_data(splits, tiny
         seen[config.method] = (len(data.train), run_dir)
         return train_module.History()
 
-    monkeypatch.setattr(train_module, "fit", fake_fit)
+    monkeypatch.setattr(runs_module, "fit", fake_fit)
     recipe = Recipe((Stage("a", heads=HEADS),
                      Stage("b", method="dfhq", heads=HEADS, init_from="a", augment="gan")))
     doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
@@ -315,8 +317,8 @@ def _fake_gan(monkeypatch, calls):
         pretrained=lambda name: ("shipped", name),
         augment=lambda train, generator, classifier=None: calls.append(
             (train, generator, classifier)) or train)
-    monkeypatch.setitem(sys.modules, "dfh_lib.gan", fake)
-    monkeypatch.setattr(dfh_lib, "gan", fake, raising=False)
+    for name in ("load_generator", "load_attribute_classifier", "pretrained", "augment"):
+        monkeypatch.setattr(reproduce_module, name, getattr(fake, name))
 
 
 def test_gan_checkpoint_goes_through_dfh_lib_gan(monkeypatch, tmp_path):

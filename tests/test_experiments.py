@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from dfh_lib import experiments
-from dfh_lib.data import load_synthfaces, retrieval_protocol
-from dfh_lib.profiles import get_profile
+from dfh_lib.core.data import load_synthfaces, retrieval_protocol
+from dfh_lib.core.profiles import get_profile
+from dfh_lib.engine.encoding import encode
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_variants_get_their_own_rows_and_runs(splits, tmp_path):
     assert "sign" in result.histories[("dfh", 12)].records[0]
     assert (tmp_path / "dfh-metric-12" / "best.pt").exists()
     model = experiments.trained_model(variants[0], splits, 12, tiny, tmp_path)  # loads
-    codes = np.sign(experiments.encode(model, splits.query).numpy())
+    codes = np.sign(encode(model, splits.query).numpy())
     np.testing.assert_array_equal(codes, result.codes[("dfh-metric", 12)][0])
 
 

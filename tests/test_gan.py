@@ -1,15 +1,18 @@
-"""Tests for dfh_lib.gan: networks, losses, framing, the training loop
-(checkpoints, exact resume, refusals, NaN guard), editing, augmentation and
-the independent attribute classifier. Everything runs on CPU in seconds."""
+"""Tests for the GAN (dfh.gan, dfh_lib.interfaces.topics.gan): networks,
+losses, framing, the training loop (checkpoints, exact resume, refusals, NaN
+guard), editing, augmentation and the independent attribute classifier.
+Everything runs on CPU in seconds."""
 import csv
 
 import numpy as np
 import pytest
 import torch
 
-from dfh_lib import gan
-from dfh_lib.data import load_synthfaces
-from dfh_lib.data.dataset import FaceDataset
+from dfh_lib.core.data import load_synthfaces
+from dfh_lib.core.data.dataset import FaceDataset
+from dfh_lib.engine import editing
+from dfh_lib.interfaces.topics import gan
+from dfh_lib.nn.losses import gan as gan_losses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ATTRS = gan.DEFAULT_ATTRIBUTES
@@ -145,7 +148,7 @@ def test_flips_keep_hair_colours_exclusive():
     black_off = gan.flip_targets(source, "Black_Hair", names)
     assert black_off[0].sum() == 0 and black_off[1, names.index("Black_Hair")] == 1
     rng = np.random.default_rng(0)
-    many = gan._random_flips(np.repeat(source, 50, 0), names, names, 2, rng, 2)
+    many = editing._random_flips(np.repeat(source, 50, 0), names, names, 2, rng, 2)
     hair = [names.index(a) for a in gan.HAIR_COLOURS if a in names]
     assert many[:, hair].sum(1).max() <= 1
     changed = (many != np.repeat(np.repeat(source, 50, 0), 2, 0)).sum(1)
@@ -177,7 +180,7 @@ def test_tiny_train_writes_checkpoint_generator_and_log(trained, faces):
 
 def test_finished_run_loads_instead_of_training(trained, faces, monkeypatch):
     result, run_dir = trained
-    monkeypatch.setattr(gan, "gradient_penalty", _explode)
+    monkeypatch.setattr(gan_losses, "gradient_penalty", _explode)
     again = gan.train_gan(faces, tiny(), run_dir, progress=False)
     assert again.log == result.log
     assert equal_states(again.generator.state_dict(), result.generator.state_dict())
@@ -198,10 +201,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(trained, faces, tmp_pat
             raise KeyboardInterrupt
         return real_gp(*args)
 
-    monkeypatch.setattr(gan, "gradient_penalty", killed_at_step_8)
+    monkeypatch.setattr(gan_losses, "gradient_penalty", killed_at_step_8)
     with pytest.raises(KeyboardInterrupt):
         gan.train_gan(faces, tiny(), tmp_path, progress=False)
-    monkeypatch.setattr(gan, "gradient_penalty", real_gp)
+    monkeypatch.setattr(gan_losses, "gradient_penalty", real_gp)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 5
     torch.manual_seed(123)  # another initialisation: must be overwritten by the checkpoint
     resumed = gan.train_gan(faces, tiny(), tmp_path, progress=False)
@@ -244,7 +247,7 @@ def test_nan_loss_stops_with_step_and_losses(faces, tmp_path, monkeypatch):
         value = real_gp(*args)
         return value * float("nan") if len(calls) == 7 else value
 
-    monkeypatch.setattr(gan, "gradient_penalty", nan_at_step_7)
+    monkeypatch.setattr(gan_losses, "gradient_penalty", nan_at_step_7)
     with pytest.raises(FloatingPointError, match=r"step 7 of 10: d_loss=nan.*d_gp=nan"
                                                  r".*checkpoint \(step 5\) is untouched"):
         gan.train_gan(faces, tiny(), tmp_path, progress=False)
@@ -269,7 +272,7 @@ def test_edit_keeps_shape_dtype_and_pixels_outside_the_face_box(trained):
     targets = rng.integers(0, 2, (3, len(ATTRS)))
     out = gan.edit(G, images, targets, framing="celeba")
     assert out.shape == images.shape and out.dtype == np.uint8
-    top, left, bottom, right = gan._box("celeba", 109, 89)
+    top, left, bottom, right = editing._box("celeba", 109, 89)
     assert np.array_equal(out[:, :top], images[:, :top])
     assert not np.array_equal(out[:, top:bottom, left:right], images[:, top:bottom, left:right])
     lfw_like = rng.integers(0, 256, (2, 62, 47, 3), np.uint8)
@@ -337,7 +340,7 @@ def test_attribute_classifier_trains_and_judges_edits(trained, faces, tmp_path):
 
 
 def test_command_line_trains_tiny_on_synthfaces(tmp_path, capsys):
-    from dfh_lib.__main__ import main
+    from dfh_lib.interfaces.cli import main
 
     main(["gan", "train", "--profile", "tiny", "--dataset", "synthfaces", "--steps", "5",
           "--run-dir", str(tmp_path / "g"), "--no-progress"])
@@ -352,7 +355,7 @@ def test_command_line_trains_tiny_on_synthfaces(tmp_path, capsys):
 # ------------------------------------------------------------------ real data
 
 def test_celeba_with_default_attributes_crops_to_gan_size(real_data_dir):
-    from dfh_lib.data import load_celeba
+    from dfh_lib.core.data import load_celeba
 
     celeba = load_celeba(real_data_dir)
     attrs = gan.attribute_matrix(celeba, ATTRS)
@@ -401,8 +404,8 @@ class _NoEdit(gan.Generator):
 
 @pytest.fixture(scope="module")
 def retrieval(faces):
-    from dfh_lib.data import retrieval_protocol
-    from dfh_lib.models import build_model
+    from dfh_lib.core.data import retrieval_protocol
+    from dfh_lib.nn.models import build_model
 
     torch.manual_seed(0)
     model = build_model("ddh", 12, image_size=(32, 32)).eval()
@@ -439,7 +442,7 @@ def test_identity_preservation_of_real_edits(retrieval, trained):
 
 def test_augmentation_experiment_rows_budget_and_train_or_load(retrieval, trained, tmp_path,
                                                              monkeypatch):
-    from dfh_lib import train as train_module
+    from dfh_lib.engine import train as train_module
 
     splits = retrieval[1]  # 8 identities, 2 training images each
     G = trained[0].generator

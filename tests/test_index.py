@@ -1,11 +1,11 @@
-"""dfh_lib.index: bit packing and the torch / faiss Hamming search."""
+"""dfh_lib.core.index: bit packing and the torch / faiss Hamming search."""
 import numpy as np
 import pytest
 import torch
 
 from dfh_lib import index as index_module
-from dfh_lib.index import HammingIndex, pack_bits, unpack_bits
-from dfh_lib.metrics import hamming_distance, hamming_ranking
+from dfh_lib.core.index import HammingIndex, pack_bits, unpack_bits
+from dfh_lib.core.metrics import hamming_distance, hamming_ranking
 
 needs_faiss = pytest.mark.skipif(index_module.faiss is None,
                                  reason="faiss not installed (pip install faiss-cpu)")

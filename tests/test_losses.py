@@ -1,4 +1,4 @@
-"""Tests for dfh_lib.losses: hand-computed values, gradients, training signal, bad inputs."""
+"""Tests for dfh_lib.nn.losses: hand-computed values, gradients, training signal, bad inputs."""
 import math
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from dfh_lib.losses import (LOSSES, METHOD_DEFAULTS, CSQLoss, DCDHLoss, DDHLoss, DPSHLoss,
+from dfh_lib.nn.losses import (LOSSES, METHOD_DEFAULTS, CSQLoss, DCDHLoss, DDHLoss, DPSHLoss,
                             DSHLoss, GreedyHashLoss, HashLoss, HashNetLoss, build_loss,
                             hash_centers)
 
@@ -340,7 +340,7 @@ def test_loss_state_moves_and_saves():
 
 
 def test_softmax_loss_hand_value():
-    from dfh_lib.losses import SoftmaxLoss
+    from dfh_lib.nn.losses import SoftmaxLoss
 
     loss = SoftmaxLoss(bits=2, num_classes=2)
     with torch.no_grad():

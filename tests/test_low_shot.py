@@ -1,9 +1,9 @@
-"""Tests for dfh_lib.data.low_shot: k training images per identity, the
+"""Tests for dfh_lib.core.data.low_shot: k training images per identity, the
 evaluation splits untouched, seeded and nested in k."""
 import numpy as np
 import pytest
 
-from dfh_lib.data import FaceDataset, low_shot, retrieval_protocol
+from dfh_lib.core.data import FaceDataset, low_shot, retrieval_protocol
 
 
 def splits_of(counts=(10, 8, 6, 7)):

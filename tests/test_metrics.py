@@ -1,4 +1,4 @@
-"""dfh_lib.metrics against hand-computed cases, scikit-learn and naive loops."""
+"""dfh_lib.core.metrics against hand-computed cases, scikit-learn and naive loops."""
 import itertools
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from dfh_lib import metrics
-from dfh_lib.metrics import (binarize, evaluate_retrieval, hamming_distance, hamming_ranking,
+from dfh_lib.core.metrics import (binarize, evaluate_retrieval, hamming_distance, hamming_ranking,
                              mean_average_precision, pr_curve, precision_at_k,
                              precision_recall_within_radius, topk_accuracy)
 

@@ -1,4 +1,4 @@
-"""Tests for dfh_lib.models: shapes, named features, layer references, offline weights."""
+"""Tests for dfh_lib.nn.models: shapes, named features, layer references, offline weights."""
 import urllib.error
 import warnings
 
@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from dfh_lib.models import (MODEL_NAMES, DDHNet, DivideAndEncode, HashHead, LocallyConnected2d,
+from dfh_lib.nn.models import (MODEL_NAMES, DDHNet, DivideAndEncode, HashHead, LocallyConnected2d,
                             SmallResNet, Standardize, TorchvisionResNet, build_model,
                             count_parameters)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dfh_lib import quantization as Q
-from dfh_lib.data.dataset import FaceDataset
-from dfh_lib.losses import LOSSES, METHOD_DEFAULTS, build_loss
+from dfh_lib.core.data.dataset import FaceDataset
+from dfh_lib.nn.losses import LOSSES, METHOD_DEFAULTS, build_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -113,14 +113,20 @@ def test_clipped_ste_is_zero_outside_unit_interval():
     assert g.tolist() == [[0.0, 1.0, 0.0]]
 
 
-def test_tanh_continuation_beta_grows_to_beta_max():
+def test_tanh_continuation_follows_hashnets_one_schedule():
     q = Q.build_quantizer("tanh_continuation")
+    hashnet = build_loss("hashnet", 8, 3)
     betas = []
     for epoch in range(10):
         q.on_epoch_start(epoch, 10)
+        hashnet.on_epoch_start(epoch, 10)
         betas.append(q.beta)
-    assert betas[0] == 1.0 and betas[-1] == pytest.approx(10.0)
+        assert q.beta == hashnet.beta  # one schedule for both
+    # the authors' beta = (1 + 0.005 t)^0.5, t = 10 000 * epoch / epochs
+    assert betas[0] == 1.0 and betas[5] == pytest.approx(math.sqrt(26))
+    assert betas[-1] == pytest.approx(math.sqrt(1 + 0.005 * 9_000))
     assert all(a < b for a, b in zip(betas, betas[1:]))
+    q.beta = 10.0
     z = torch.tensor([[0.1]])
     torch.testing.assert_close(q.codes(z), torch.tanh(10 * z))
     with pytest.raises(ValueError, match="epoch"):
@@ -171,7 +177,7 @@ def test_dfhq_is_registered_and_adds_the_quantizer_penalty():
 def test_dfhq_forwards_the_schedule_and_checks_weights():
     loss = build_loss("dfhq", 8, 3, quantization="tanh_continuation")
     loss.on_epoch_start(4, 5)
-    assert loss.quantizer.beta == pytest.approx(10.0)
+    assert loss.quantizer.beta == pytest.approx(math.sqrt(1 + 0.005 * 8_000))
     zero = dict(metric_weight=0, sign_weight=0, balance_weight=0, decorrelation_weight=0)
     only_quant = build_loss("dfhq", 8, 3, **zero)
     assert set(only_quant(torch.randn(6, 8), torch.arange(6) % 3)[1]) == {"quant"}
@@ -181,14 +187,14 @@ def test_dfhq_forwards_the_schedule_and_checks_weights():
 
 @pytest.fixture(scope="module")
 def tiny_splits():
-    from dfh_lib.data import book_splits
+    from dfh_lib.interfaces.book_data import book_splits
 
     return book_splits("tiny", "synthfaces", verbose=False)
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tiny_splits):
-    from dfh_lib.train import train_method
+    from dfh_lib.engine.train import train_method
 
     model, _, history = train_method("dfhq", tiny_splits, 12, "tiny", epochs=1,
                                      progress=False, loss_kwargs={"quantization": "l1"})
@@ -308,7 +314,7 @@ def test_bit_flip_rate_and_robustness_on_a_tiny_model(tiny_model, tiny_splits):
 # ----------------------------------------------------------------------------
 
 def test_epochs_to_fraction_hand_values():
-    from dfh_lib.train import History
+    from dfh_lib.engine.train import History
 
     history = History([{"epoch": 1}, {"epoch": 2, "val_mAP": 0.5}, {"epoch": 3},
                        {"epoch": 4, "val_mAP": 0.96}, {"epoch": 6, "val_mAP": 1.0}])
@@ -321,7 +327,7 @@ def test_epochs_to_fraction_hand_values():
 
 def test_compare_quantizers_rows_match_the_library_pieces(tiny_splits, tmp_path):
     from dfh_lib.experiments import Variant, trained_model
-    from dfh_lib.train import encode
+    from dfh_lib.engine.train import encode
 
     kwargs = dict(perturbations=[("noise", 0.2)], epochs=2, eval_every=1)
     result, robust = Q.compare_quantizers(tiny_splits, ("tanh_continuation", "cubic"), 8,

@@ -6,7 +6,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from dfh_lib import profiles, results, viz, widgets  # noqa: E402
-from dfh_lib.data.dataset import FaceDataset  # noqa: E402
+from dfh_lib.core.data.dataset import FaceDataset  # noqa: E402
 
 
 def test_profiles_select_by_name_env_and_override(monkeypatch):
@@ -79,7 +79,7 @@ def test_precomputed_product_nests_one_level_per_axis():
 
 
 def test_reference_runs_ship_with_the_library():
-    from dfh_lib.results import REFERENCE_RUNS, load_reference_run
+    from dfh_lib.interfaces.results import REFERENCE_RUNS, load_reference_run
 
     for name in REFERENCE_RUNS:
         df = load_reference_run(name)

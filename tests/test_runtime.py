@@ -1,4 +1,4 @@
-"""Tests for dfh_lib.runtime: device choice, seeding, notebook banner."""
+"""Tests for dfh_lib.core.runtime: device choice, seeding, notebook banner."""
 import random
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dfh_lib import __version__
-from dfh_lib.runtime import (RunContext, describe_device, get_device, seed_everything,
+from dfh_lib.core.runtime import (RunContext, describe_device, get_device, seed_everything,
                              setup_notebook)
 
 
@@ -104,7 +104,7 @@ def test_runtime_import_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, dfh_lib.runtime; "
+    code = ("import sys, dfh_lib.core.runtime; "
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from dfh_lib.data.dataset import FaceDataset, retrieval_protocol
-from dfh_lib.data.synthfaces import ATTRIBUTE_NAMES, MIN_SIZE, load_synthfaces
+from dfh_lib.core.data.dataset import FaceDataset, retrieval_protocol
+from dfh_lib.core.data.synthfaces import ATTRIBUTE_NAMES, MIN_SIZE, load_synthfaces
 
 IDENTITY_LEVEL = ["Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Male",
                   "Mustache", "No_Beard"]

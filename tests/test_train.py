@@ -1,4 +1,4 @@
-"""Tests for dfh_lib.train: the loop, checkpoints, resume, History.
+"""Tests for dfh_lib.engine.train: the loop, checkpoints, resume, History.
 
 Small stand-ins (a two-layer net, a centre loss with learnable centres)
 keep every run to a fraction of a second on CPU; one integration test uses
@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from dfh_lib import train as train_module
-from dfh_lib.data.dataset import FaceDataset, retrieval_protocol
-from dfh_lib.metrics import evaluate_retrieval
-from dfh_lib.profiles import get_profile
-from dfh_lib.train import (BEST, CHECKPOINT, History, TrainConfig, encode, evaluate, fit)
+from dfh_lib.engine import checkpoint, encoding
+from dfh_lib.interfaces import cli
+from dfh_lib.core.data.dataset import FaceDataset, retrieval_protocol
+from dfh_lib.core.metrics import evaluate_retrieval
+from dfh_lib.core.profiles import get_profile
+from dfh_lib.engine.train import (BEST, CHECKPOINT, History, TrainConfig, encode, evaluate, fit)
 
 SIZE, BITS, IDS, PER_ID = 16, 8, 10, 8
 
@@ -197,7 +199,7 @@ def test_validation_is_val_query_against_train_never_query(splits, monkeypatch):
         seen.append((len(q_codes), len(d_codes)))
         return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
 
-    monkeypatch.setattr(train_module, "evaluate_retrieval", spy)
+    monkeypatch.setattr(encoding, "evaluate_retrieval", spy)
     history = fit(new_model(), CentreLoss(), splits, make_config(eval_every=2), progress=False)
     # evaluated at epoch 2 (eval_every) and 3 (the last), not at epoch 1
     assert seen == [(len(splits.val_query), len(splits.train))] * 2
@@ -385,14 +387,14 @@ def test_rng_state_round_trip_through_weights_only_file(tmp_path):
 
     generator = torch.Generator().manual_seed(3)
     path = tmp_path / "rng.pt"
-    torch.save(train_module._rng_state(generator), path)
+    torch.save(checkpoint.rng_state(generator), path)
 
     def draw():
         return (random.random(), np.random.rand(), torch.rand(1).item(),
                 torch.rand(1, generator=generator).item())
 
     first = draw()
-    train_module._set_rng_state(load(path), generator)
+    checkpoint.set_rng_state(load(path), generator)
     assert draw() == first
 
 
@@ -461,8 +463,8 @@ def test_augment_is_a_flipped_or_not_shifted_crop():
 
 
 def test_fit_with_ddh_network_and_dpsh_loss(splits, tmp_path):
-    models = pytest.importorskip("dfh_lib.models")
-    losses = pytest.importorskip("dfh_lib.losses")
+    models = pytest.importorskip("dfh_lib.nn.models")
+    losses = pytest.importorskip("dfh_lib.nn.losses")
     torch.manual_seed(0)
     model = models.build_model("ddh", bits=12, image_size=(32, 32))
     loss = losses.build_loss("dpsh", bits=12, num_classes=IDS)
@@ -473,8 +475,8 @@ def test_fit_with_ddh_network_and_dpsh_loss(splits, tmp_path):
 
 
 def test_train_method_builds_and_trains(splits, tmp_path):
-    pytest.importorskip("dfh_lib.models")
-    pytest.importorskip("dfh_lib.losses")
+    pytest.importorskip("dfh_lib.nn.models")
+    pytest.importorskip("dfh_lib.nn.losses")
     model, loss, history = train_module.train_method(
         "dpsh", splits, 12, "tiny", run_dir=tmp_path, progress=False, epochs=1)
     assert model.bits == 12 and len(history) == 1 and history.config["method"] == "dpsh"
@@ -483,18 +485,18 @@ def test_train_method_builds_and_trains(splits, tmp_path):
 
 
 def test_main_train_command_line(tmp_path, capsys):
-    pytest.importorskip("dfh_lib.losses")
-    history = train_module.main_train(["--method", "dpsh", "--dataset", "synthfaces",
+    pytest.importorskip("dfh_lib.nn.losses")
+    history = cli.main_train(["--method", "dpsh", "--dataset", "synthfaces",
                                        "--bits", "12", "--profile", "tiny", "--epochs", "1",
                                        "--run-dir", str(tmp_path)])
     assert len(history) == 1 and (tmp_path / CHECKPOINT).exists()
     assert "dpsh 12 bits on synthfaces" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        train_module.main_train(["--bits", "12"])  # --method is required
+        cli.main_train(["--bits", "12"])  # --method is required
 
 
 def test_identity_sampling_visits_each_image_once_in_same_identity_groups():
-    from dfh_lib.train import epoch_order
+    from dfh_lib.engine.train import epoch_order
 
     labels = torch.tensor([0] * 9 + [1] * 5 + [2] * 2)
     order = epoch_order(labels, torch.Generator().manual_seed(0), images_per_identity=4)

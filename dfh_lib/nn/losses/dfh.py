@@ -6,7 +6,7 @@ the sign of the hash code". Its exact formulas are not public; this module is
 the book's reading of that sentence, built from published pieces:
 
     L = w_metric · L_metric(u, y; W)           identity margin in Hamming terms
-      + w_sign   · L_sign(u, sgn W_y)          each bit takes its identity's sign
+      + w_sign   · Lsign(u, sgn W_y)          each bit takes its identity's sign
       + w_bal    · L_balance(u)                each bit is +1 for half the faces
       + w_dec    · L_decorrelation(u)          bits carry different information
       [+ quantization(u)]                      optional, swapped in by later chapters
@@ -19,7 +19,8 @@ pair or triplet loss sees only the identities that happen to be in the batch.
 
 Every term is a module of its own (pytorch-metric-learning style), so a
 chapter can build, plot and ablate them one at a time; :class:`DFHLoss` is
-their weighted sum in the :class:`~dfh_lib.losses.HashLoss` contract.
+their weighted sum in the :class:`~dfh_lib.nn.losses.base.HashLoss` contract;
+:class:`DFHQLoss` (``"dfhq"``) is DFH on the codes of a quantizer (Chapter 4).
 """
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ import torch
 from pytorch_metric_learning.losses import CosFaceLoss
 from torch import nn
 
-from .losses import (LOSSES, METHOD_DEFAULTS, HashLoss, _non_negative, _positive_int, _sign,
-                     hash_centers)
+from ...core.checks import non_negative, positive_int
+from ..quantizers import build_quantizer, sign
+from .base import HashLoss
+from .baselines import hash_centers
 
 __all__ = ["HammingProxyLoss", "SignControlLoss", "BitBalanceLoss",
-           "BitDecorrelationLoss", "DFHLoss"]
+           "BitDecorrelationLoss", "DFHLoss", "DFHQLoss"]
 
 
 class HammingProxyLoss(nn.Module):
@@ -58,7 +61,7 @@ class HammingProxyLoss(nn.Module):
     Built on ``pytorch_metric_learning.losses.CosFaceLoss`` (cosine
     distance, mean reducer), which owns the proxies ``W`` (K, C). They start
     at CSQ hash centres, far apart in Hamming space: the rows of
-    :func:`~dfh_lib.losses.hash_centers` (C, K + 1) without their first
+    :func:`~dfh_lib.nn.losses.hash_centers` (C, K + 1) without their first
     column: for Hadamard centres it is +1 for (nearly) every identity, a bit
     that tells nobody apart and that the balance term would fight. Scaled
     to unit length, the proxies are learned. OrthoHash
@@ -86,13 +89,13 @@ class HammingProxyLoss(nn.Module):
     def __init__(self, bits: int, num_classes: int, margin_bits: float | None = None,
                  scale: float = 4.0, seed: int = 0):
         super().__init__()
-        bits, num_classes = _positive_int("bits", bits), _positive_int("num_classes", num_classes)
-        self.margin_bits = bits / 4 if margin_bits is None else _non_negative("margin_bits",
+        bits, num_classes = positive_int("bits", bits), positive_int("num_classes", num_classes)
+        self.margin_bits = bits / 4 if margin_bits is None else non_negative("margin_bits",
                                                                               margin_bits)
         if self.margin_bits > bits:
             raise ValueError(f"margin_bits must be at most bits={bits}; got {self.margin_bits}")
         self.cosface = CosFaceLoss(num_classes, bits, margin=2 * self.margin_bits / bits,
-                                   scale=_non_negative("scale", scale))
+                                   scale=non_negative("scale", scale))
         with torch.no_grad():
             centers = hash_centers(num_classes, bits + 1, seed=seed)[:, 1:]
             self.cosface.W.copy_(centers.T / math.sqrt(bits))
@@ -104,7 +107,7 @@ class HammingProxyLoss(nn.Module):
 
     def target_codes(self, labels: torch.Tensor) -> torch.Tensor:
         """(N, K) in {−1, +1}: the signs of each face's identity proxy (no gradient)."""
-        return _sign(self.proxies.detach()[labels])
+        return sign(self.proxies.detach()[labels])
 
     def forward(self, u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.cosface(u, labels)
@@ -248,8 +251,8 @@ class DFHLoss(HashLoss):
         if margin_fraction is not None:
             if margin_bits is not None:
                 raise ValueError("give margin_bits or margin_fraction, not both")
-            margin_bits = _non_negative("margin_fraction", margin_fraction) * self.bits
-        self.weights = {name: _non_negative(f"{name}_weight", value) for name, value in (
+            margin_bits = non_negative("margin_fraction", margin_fraction) * self.bits
+        self.weights = {name: non_negative(f"{name}_weight", value) for name, value in (
             ("metric", metric_weight), ("sign", sign_weight), ("balance", balance_weight),
             ("decorrelation", decorrelation_weight))}
         if quantization is not None and not callable(quantization):
@@ -295,8 +298,40 @@ class DFHLoss(HashLoss):
         return f"bits={self.bits}, num_classes={self.num_classes}, {weights}"
 
 
-# registered beside the baselines, so train_method("dfh", ...) works
-LOSSES["dfh"] = DFHLoss
-METHOD_DEFAULTS["dfh"] = {"activation": "tanh"}
+class DFHQLoss(DFHLoss):
+    """DFH on the codes of a quantizer, plus its penalty as the term ``"quant"``.
 
-from . import quantization  # noqa: E402,F401  (registers "dfhq": DFH with a quantizer)
+        u, P = quantizer(z);   L = DFHLoss terms on u  +  P
+
+    The network gives raw outputs z (``METHOD_DEFAULTS["dfhq"] =
+    {"activation": None}``); all schemes' codes lie in [−1, 1], as the DFH
+    terms need. ``"quant"`` is present when the quantizer's weight is > 0.
+    ``on_epoch_start`` is forwarded to the quantizer (HashNet's β).
+
+    Args:
+        quantization: a name in :data:`~dfh_lib.nn.quantizers.QUANTIZERS` (default ``"quadratic"``).
+        quantization_weight: the penalty's weight; None = the scheme's default.
+        quantizer_kwargs: extra arguments of the quantizer (e.g. ``alpha``).
+        **dfh_kwargs: every :class:`DFHLoss` argument.
+    """
+
+    def __init__(self, bits: int, num_classes: int, quantization: str = "quadratic",
+                 quantization_weight: float | None = None,
+                 quantizer_kwargs: dict | None = None, **dfh_kwargs):
+        quantizer = build_quantizer(quantization, weight=quantization_weight,
+                                    **(quantizer_kwargs or {}))
+        # a quantizer with a penalty counts as a term for DFHLoss's "all weights 0" check
+        super().__init__(bits, num_classes, quantization=quantizer if quantizer.weight else None,
+                         **dfh_kwargs)
+        self.quantization = None  # the penalty needs z, so compute adds it
+        self.quantizer = quantizer
+
+    def compute(self, z, labels):
+        u, penalty = self.quantizer(z)
+        terms = super().compute(u, labels)
+        if self.quantizer.weight:
+            terms["quant"] = penalty
+        return terms
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        self.quantizer.on_epoch_start(epoch, num_epochs)

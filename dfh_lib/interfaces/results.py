@@ -46,7 +46,7 @@ class Provenance:
     def of(cls, run, splits, split: str, **extra) -> "Provenance":
         """Provenance of a chapter run (:func:`dfh_lib.runtime.setup_notebook`)
         on ``splits`` (:class:`~dfh_lib.data.RetrievalSplits`)."""
-        from .runtime import describe_device
+        from ..core.runtime import describe_device
 
         db = splits.database
         dataset = (f"{db.name} ({db.num_identities} identities; {len(splits.query)} queries, "

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfh_lib.data.dataset import FaceDataset
+from .dataset import FaceDataset
 
 __all__ = ["ATTRIBUTE_NAMES", "MIN_SIZE", "load_synthfaces"]
 

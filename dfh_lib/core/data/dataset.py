@@ -18,7 +18,18 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["FaceDataset", "RetrievalSplits", "retrieval_protocol"]
+__all__ = ["FaceDataset", "RetrievalSplits", "retrieval_protocol", "check_face_images"]
+
+
+def check_face_images(images) -> None:
+    """A ValueError unless ``images`` is a uint8 ``(N, H, W, 3)`` array, the
+    layout of :attr:`FaceDataset.images` (also what GAN editing takes)."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 \
+            or images.ndim != 4 or images.shape[-1] != 3:
+        got = getattr(images, "shape", type(images).__name__)
+        raise ValueError(
+            f"images must be a uint8 array of shape (N, H, W, 3) as in a FaceDataset; "
+            f"got {got} {getattr(images, 'dtype', '')}")
 
 
 @dataclass(frozen=True)
@@ -39,12 +50,7 @@ class FaceDataset:
 
     def __post_init__(self):
         images, labels = self.images, self.labels
-        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 \
-                or images.ndim != 4 or images.shape[-1] != 3:
-            got = getattr(images, "shape", type(images).__name__)
-            raise ValueError(
-                f"images must be a uint8 array of shape (N, H, W, 3); got "
-                f"{got} {getattr(images, 'dtype', '')}")
+        check_face_images(images)
         labels = np.asarray(labels)
         if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(

@@ -10,7 +10,9 @@ import os
 
 import numpy as np
 
-from .dataset import FaceDataset, RetrievalSplits, retrieval_protocol
+from ..core.data import available, load_dataset
+from ..core.data.dataset import FaceDataset, RetrievalSplits, retrieval_protocol
+from ..core.profiles import get_profile
 
 __all__ = ["PROTOCOLS", "book_dataset", "book_splits", "cap_dataset"]
 
@@ -25,8 +27,6 @@ PROTOCOLS = {
 
 
 def _default_dataset_name(root) -> str:
-    from . import available
-
     name = os.environ.get("DFH_DATASET") or None
     if name:
         return name
@@ -62,9 +62,6 @@ def cap_dataset(dataset: FaceDataset, max_identities: int | None = None,
 
 def book_dataset(profile=None, dataset: str | None = None, root=None) -> FaceDataset:
     """The chapter's face dataset (``FaceDataset``), capped by the profile."""
-    from . import load_dataset
-    from ..profiles import get_profile
-
     profile = get_profile(profile)
     name = dataset or _default_dataset_name(root)
     if name == "synthfaces":
@@ -83,8 +80,6 @@ def book_dataset(profile=None, dataset: str | None = None, root=None) -> FaceDat
 def book_splits(profile=None, dataset: str | None = None, root=None, seed: int = 0,
                 verbose: bool = True) -> RetrievalSplits:
     """The chapter's retrieval splits (train / val_query / query / database)."""
-    from . import load_dataset
-
     name = dataset or _default_dataset_name(root)
     if name in ("facescrub", "youtube_faces"):
         splits = load_dataset(name, root=root)

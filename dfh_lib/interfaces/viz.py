@@ -1,14 +1,19 @@
 """Figures and tables for the book: face galleries, retrieval galleries,
-precision-recall curves, metric-vs-bits plots, tables with provenance."""
+precision-recall curves, metric-vs-bits plots, tables with provenance, GAN
+edit galleries (:func:`show_edits`, Chapter 5)."""
 from __future__ import annotations
 
 import io
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..core.data.dataset import check_face_images
+
 __all__ = ["show_faces", "show_retrievals", "plot_pr_curves", "plot_metric_vs_bits",
-           "plot_histories", "show_table", "figure_to_png", "figure_to_bytes", "as_jpeg"]
+           "plot_histories", "show_table", "figure_to_png", "figure_to_bytes", "as_jpeg",
+           "show_edits"]
 
 
 def _face_axes(rows: int, cols: int, image_size=(64, 64), left: float = 1.2):
@@ -156,3 +161,40 @@ def as_jpeg(fig, dpi: int = 100):
     from IPython.display import Image
 
     return Image(data=figure_to_bytes(fig, "jpeg", dpi), format="jpeg")
+
+
+def show_edits(images: np.ndarray, edits: np.ndarray, columns: Sequence[str],
+               switched_on=None, row_labels: Sequence[str] | None = None,
+               title: str | None = None, input_title: str = "input"):
+    """A gallery of edits: one row per face, the input then one column per
+    edit (e.g. :func:`~dfh_lib.engine.editing.flip_attribute`'s ``(N, E, H, W, 3)``).
+
+    ``switched_on`` (N, E) marks each edited cell ``+`` (1: the attribute
+    switched on), ``−`` (0: off) or nothing (NaN); ``row_labels`` go on the left;
+    column titles break at ``_``. Returns the figure (wrap it in :func:`as_jpeg`)."""
+    check_face_images(images)
+    if edits.shape[:2] != (len(images), len(columns)) or edits.shape[2:] != images.shape[1:]:
+        raise ValueError(f"edits must be (N={len(images)}, E={len(columns)}, "
+                         f"{', '.join(map(str, images.shape[1:]))}); got {edits.shape}")
+    fig, axes = _face_axes(len(images), len(columns) + 1, images.shape[1:3],
+                           left=0.9 if row_labels is not None else 0.2)
+    for r, row in enumerate(axes):
+        row[0].imshow(images[r])
+        for c, ax in enumerate(row[1:]):
+            ax.imshow(edits[r, c])
+            mark = None if switched_on is None else np.asarray(switched_on, float)[r, c]
+            if mark is not None and not np.isnan(mark):
+                on = bool(mark)
+                ax.text(0.04, 0.04, "+" if on else "−", transform=ax.transAxes,
+                        color="white", fontsize=6, fontweight="bold", va="bottom",
+                        bbox=dict(boxstyle="square,pad=0.1", lw=0,
+                                  fc="tab:green" if on else "tab:red"))
+        if row_labels is not None:
+            row[0].set_ylabel(str(row_labels[r])[:16], rotation=0, ha="right", va="center",
+                              fontsize=7)
+    for ax, name in zip(axes[0], [input_title, *columns]):
+        name = str(name).replace("Mouth_Slightly_Open", "Mouth_open")
+        ax.set_title(name.replace("_", "\n"), fontsize=6.5)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1.0)
+    return fig

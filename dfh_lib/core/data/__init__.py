@@ -35,7 +35,7 @@ __all__ = ["FaceDataset", "RetrievalSplits", "retrieval_protocol", "data_dir", "
            "DatasetNotFoundError", "UnsafePickleError", "load_lfw", "load_orl",
            "load_celeba", "load_facescrub", "load_youtube_faces", "load_image_folder",
            "ddh_normalize", "load_synthfaces", "DATASETS", "load_dataset", "available",
-           "book_dataset", "book_splits", "low_shot"]
+           "low_shot"]
 
 
 @dataclass(frozen=True)
@@ -94,5 +94,3 @@ def available(name: str, root: str | os.PathLike | None = None) -> bool:
     paths = entry.required_paths(root)
     return bool(paths) and all(path.exists() for path in paths)  # no paths: no folder given
 
-
-from .book_data import book_dataset, book_splits  # noqa: E402  (uses the registry above)

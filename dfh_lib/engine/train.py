@@ -12,12 +12,9 @@ loss, optimizer, scheduler, scaler and every random-number state).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
-import os
-import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,18 +24,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data.book_data import book_splits
-from .data.dataset import FaceDataset, RetrievalSplits
-from .metrics import binarize, evaluate_retrieval
-from .profiles import Profile, get_profile
-from .runtime import get_device, seed_everything
+from ..core.data.dataset import FaceDataset, RetrievalSplits
+from ..core.profiles import Profile, get_profile
+from ..core.runtime import get_device, seed_everything
+from ..nn.losses.registry import METHOD_DEFAULTS, build_loss
+from ..nn.models import build_model
+from . import checkpoint
+from .encoding import as_input, binary_codes, encode, evaluate, image_tensor
 
 __all__ = ["TrainConfig", "History", "fit", "encode", "binary_codes",
-           "evaluate", "train_method", "main_train"]
+           "evaluate", "train_method", "epoch_order", "CHECKPOINT", "BEST"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
-_FORMAT = "dfh_lib.checkpoint/1"
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _SCHEDULES = ("cosine", "none")
 _SAMPLINGS = ("identity", "random")
@@ -198,96 +196,6 @@ class History:
 
 
 # ----------------------------------------------------------------------------
-# inputs, encoding and evaluation
-# ----------------------------------------------------------------------------
-
-def _image_tensor(data, image_size=None) -> torch.Tensor:
-    """(N, 3, H, W) images from a FaceDataset (uint8, resized once to
-    ``image_size``) or a tensor (uint8, or float in [0, 1], used as is)."""
-    if isinstance(data, FaceDataset):
-        if image_size is not None:
-            data = data.resized(tuple(image_size))
-        return torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
-    if not isinstance(data, torch.Tensor) or data.ndim != 4 or data.shape[1] != 3:
-        got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
-        raise ValueError(f"images must be a FaceDataset or a tensor of shape (N, 3, H, W); "
-                         f"got {got}")
-    return data
-
-
-def _as_input(images: torch.Tensor, device) -> torch.Tensor:
-    """A batch as the float [0, 1] input networks expect (uint8 is kept in
-    storage: 4x less memory than float for the cached training set)."""
-    images = images.to(device, non_blocking=True)
-    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
-
-
-def _images_labels(data, image_size=None):
-    """``(images, labels)`` from a FaceDataset or an ``(images, labels)`` pair."""
-    if isinstance(data, FaceDataset):
-        return _image_tensor(data, image_size), torch.from_numpy(data.labels)
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return _image_tensor(data[0]), torch.as_tensor(data[1])
-    raise ValueError(f"query/database must be a FaceDataset or an (images, labels) pair; "
-                     f"got {type(data).__name__}")
-
-
-@torch.no_grad()
-def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
-           image_size=None) -> torch.Tensor:
-    """Relaxed codes of ``data``: float (N, bits) on the CPU.
-
-    Args:
-        data: a FaceDataset (resized to ``image_size``, by default the
-            model's own ``image_size`` where it has one) or a tensor
-            (N, 3, H, W), uint8 or float in [0, 1].
-        device: where to run; None = the device of the model's parameters
-            (a given device moves the model there).
-    The model runs in eval mode; its previous train/eval mode is restored.
-    """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    images = _image_tensor(data, image_size or getattr(model, "image_size", None))
-    if device is None:
-        device = next(model.parameters()).device
-    else:
-        model.to(device)
-    was_training = model.training
-    model.eval()
-    try:
-        parts = [model(_as_input(images[i:i + batch_size], device)).float().cpu()
-                 for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(parts) if parts else torch.empty(0, model.bits)
-
-
-def binary_codes(model: torch.nn.Module, data, batch_size: int = 512, device=None,
-                 image_size=None) -> torch.Tensor:
-    """±1 codes ``(N, bits)`` int8 of ``data``: :func:`encode`, then
-    :func:`~dfh_lib.metrics.binarize` (0 -> +1)."""
-    return binarize(encode(model, data, batch_size, device, image_size))
-
-
-def evaluate(model: torch.nn.Module, query, database, batch_size: int = 512,
-             device=None, image_size=None) -> dict:
-    """Retrieval metrics of ``model``: encode both sets, binarize, rank.
-
-    Args:
-        query, database: FaceDatasets or ``(images, labels)`` pairs, images
-            (N, 3, H, W) uint8 or float in [0, 1], labels (N,) int64.
-    Returns:
-        :func:`dfh_lib.metrics.evaluate_retrieval`'s dict (``"mAP"``, ...).
-    """
-    image_size = image_size or getattr(model, "image_size", None)
-    q_images, q_labels = _images_labels(query, image_size)
-    d_images, d_labels = _images_labels(database, image_size)
-    q_codes = binary_codes(model, q_images, batch_size, device)
-    d_codes = binary_codes(model, d_images, batch_size, device)
-    return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
-
-
-# ----------------------------------------------------------------------------
 # one epoch
 # ----------------------------------------------------------------------------
 
@@ -326,7 +234,7 @@ class _Run:
         return {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "scaler": self.scaler.state_dict(), "rng": _rng_state(self.generator)}
+                "scaler": self.scaler.state_dict(), "rng": checkpoint.rng_state(self.generator)}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -336,7 +244,7 @@ class _Run:
             self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:  # empty when saved by a run without fp16 (e.g. on CPU)
             self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], self.generator)
+        checkpoint.set_rng_state(state["rng"], self.generator)
 
 
 def _make_optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
@@ -406,7 +314,7 @@ def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
     sums: dict[str, float] = {}
     for step, index in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False,
                                       disable=not progress, dynamic_ncols=True)):
-        x = _as_input(images[index.to(images.device)], run.device)
+        x = as_input(images[index.to(images.device)], run.device)
         if augment:
             x = _augment(x, run.generator)
         y = labels[index].to(run.device)
@@ -430,55 +338,6 @@ def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
 # checkpoints
 # ----------------------------------------------------------------------------
 
-def _rng_state(generator: torch.Generator) -> dict:
-    """Every RNG state as tensors/lists (loadable with ``weights_only=True``)."""
-    version, mt, gauss = random.getstate()
-    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    return {"python": [version, list(mt), gauss],
-            "numpy": [torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
-            "torch": torch.get_rng_state(), "generator": generator.get_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _set_rng_state(state: dict, generator: torch.Generator) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(mt), gauss))
-    keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    """Write then rename, so a run killed mid-write leaves the old file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _load(path: Path, kind: str | tuple[str, ...]) -> dict:
-    """A dfh_lib file of ``kind`` (or one of several kinds), loaded without
-    running arbitrary pickled code (``weights_only=True``)."""
-    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-    fresh = "delete it or use another run_dir (or resume=False) to start fresh"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign/corrupt files
-        reason = str(err).strip().split("\n", 1)[0]
-        raise ValueError(f"{path} is not a readable dfh_lib checkpoint "
-                         f"({type(err).__name__}: {reason}); {fresh}") from err
-    if not isinstance(state, dict) or state.get("format") != _FORMAT \
-            or state.get("kind") not in kinds:
-        raise ValueError(f"{path} is not a dfh_lib {' or '.join(kinds)} file "
-                         f"(format {_FORMAT}); {fresh}")
-    return state
-
-
 def _data_summary(train: FaceDataset) -> dict:
     """Identifies the training set, so a run is not resumed on other data."""
     return {"train_images": len(train), "train_image_size": list(train.image_size),
@@ -489,20 +348,6 @@ def _loss_summary(loss: torch.nn.Module) -> str:
     """The loss and its settings (margins, weights) as its repr, so a run is
     not resumed with other loss settings under the same run_dir."""
     return " ".join(repr(loss).split())
-
-
-def _check_same_run(state: dict, config: TrainConfig, data: dict, path: Path) -> None:
-    saved = dict(state["data"])
-    saved.setdefault("loss", data.get("loss"))  # checkpoints written before losses were recorded
-    if state["fingerprint"] == config.fingerprint() and saved == data:
-        return
-    old = {**state["config"], **saved}
-    new = {**config.to_dict(), **data}
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(new)
-               if k not in _NOT_IN_FINGERPRINT and old.get(k) != new.get(k)]
-    raise ValueError(f"{path} belongs to a different run ({'; '.join(changed)}); "
-                     f"use another run_dir, delete the checkpoint, or pass resume=False "
-                     f"to start fresh")
 
 
 def _snapshot(run: _Run) -> dict:
@@ -518,8 +363,8 @@ def _snapshot(run: _Run) -> dict:
 def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device):
     """Resize once; keep uint8 images on the device when they fit in a
     quarter of its free memory (else batches are copied from pinned memory)."""
-    train_x = _image_tensor(splits.train, config.image_size)
-    val_x = _image_tensor(splits.val_query, config.image_size)
+    train_x = image_tensor(splits.train, config.image_size)
+    val_x = image_tensor(splits.val_query, config.image_size)
     train_y = torch.from_numpy(splits.train.labels)
     if device.type == "cuda":
         fits = train_x.numel() < 0.25 * torch.cuda.mem_get_info(device)[0]
@@ -531,15 +376,17 @@ def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device):
 
 def _resume(run: _Run, path: Path, config: TrainConfig, data: dict):
     """Restore a run from ``path``; returns (history, best snapshot or None)."""
-    state = _load(path, "checkpoint")
-    _check_same_run(state, config, data, path)
+    state = checkpoint.load(path, "checkpoint")
+    # runs written before the loss settings were recorded lack "loss"
+    checkpoint.check_same_run(state, config.fingerprint(), config.to_dict(), data, path,
+                              _NOT_IN_FINGERPRINT, recorded_later=("loss",))
     run.load_state_dict(state)
     return History(**state["history"]), state["best"]
 
 
 def _save_best(run_dir: Path | None, best: dict, epoch: int, metrics: dict, config) -> None:
     if run_dir is not None:
-        _save_atomic({"format": _FORMAT, "kind": "best", "epoch": epoch,
+        checkpoint.save_atomic({"format": checkpoint.FORMAT, "kind": "best", "epoch": epoch,
                       "fingerprint": config.fingerprint(), "metrics": metrics, **best},
                      run_dir / BEST)
 
@@ -548,7 +395,7 @@ def _save_checkpoint(path: Path, run: _Run, history: History, best: dict | None,
                      config: TrainConfig, data: dict) -> None:
     """Everything needed to resume, with the best weights so far (so the
     file is self-contained even if ``best.pt`` is deleted)."""
-    _save_atomic({"format": _FORMAT, "kind": "checkpoint", "epoch": len(history),
+    checkpoint.save_atomic({"format": checkpoint.FORMAT, "kind": "checkpoint", "epoch": len(history),
                   "fingerprint": config.fingerprint(), "config": config.to_dict(),
                   "data": data, "history": history.to_dict(), "best": best,
                   **run.state_dict()}, path)
@@ -666,9 +513,6 @@ def train_method(method: str, splits: RetrievalSplits, bits: int,
     built after seeding with ``config.seed``, so its initialisation is
     reproducible too. Returns ``(model, loss, history)``.
     """
-    from .losses import METHOD_DEFAULTS, build_loss
-    from .models import build_model
-
     model_kwargs = dict(METHOD_DEFAULTS.get(method, {}))
     overrides.setdefault("network", model_kwargs.pop("network", get_profile(profile).network))
     config = TrainConfig.from_profile(profile, method=method, bits=bits, **overrides)
@@ -677,27 +521,3 @@ def train_method(method: str, splits: RetrievalSplits, bits: int,
     loss = build_loss(method, bits, splits.train.num_identities, **(loss_kwargs or {}))
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
     return model, loss, history
-
-
-def main_train(argv=None) -> History:
-    """``python -m dfh_lib train --method dpsh --dataset synthfaces --bits 12``."""
-    parser = argparse.ArgumentParser(prog="python -m dfh_lib train",
-                                     description="Train one hashing method and report val mAP.")
-    parser.add_argument("--method", required=True, help="loss name, e.g. dpsh")
-    parser.add_argument("--dataset", default=None,
-                        help="registered dataset name (default: $DFH_DATASET, else lfw "
-                             "when present, else synthfaces)")
-    parser.add_argument("--bits", type=int, default=12)
-    parser.add_argument("--profile", default=None, help="tiny, cpu or gpu (default: $DFH_PROFILE)")
-    parser.add_argument("--run-dir", default=None, help="checkpoint folder (resumable)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the profile")
-    args = parser.parse_args(argv)
-    profile = get_profile(args.profile)
-    splits = book_splits(profile, args.dataset)
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    _, _, history = train_method(args.method, splits, args.bits, profile, args.run_dir,
-                                 **overrides)
-    best = history.records[history.best_epoch - 1]
-    print(f"{args.method} {args.bits} bits on {splits.description}: best epoch "
-          f"{best['epoch']}, val mAP {best['val_mAP']:.4f}")
-    return history

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .profiles import Profile, get_profile
 
 __all__ = ["RunContext", "describe_device", "get_device", "seed_everything",
@@ -126,7 +126,7 @@ def _default_runs_dir(chapter: str) -> Path:
     else ``./runs`` for an installed package; one sub-folder per chapter."""
     root = os.environ.get("DFH_RUNS_DIR")
     if root is None:
-        checkout = Path(__file__).resolve().parents[1]
+        checkout = Path(__file__).resolve().parents[2]  # dfh_lib/core/runtime.py
         root = checkout / "runs" if (checkout / "pyproject.toml").exists() else Path("runs")
     return Path(root) / chapter
 

@@ -1,0 +1,95 @@
+"""The teacher of multi-layer distillation (Chapter 6): a larger real-valued
+identity network, trained through the one loop and then frozen.
+
+:meth:`Teacher.targets` gives its embeddings and identity logits of a
+dataset, which :class:`~dfh_lib.nn.losses.DistillationLoss` distills into
+the hash heads.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..core.profiles import get_profile
+from ..core.runtime import seed_everything
+from ..nn.losses.baselines import SoftmaxLoss
+from ..nn.models import build_model
+from .encoding import encode
+from .train import CHECKPOINT, History, TrainConfig, fit
+
+__all__ = ["TEACHER_NETWORK", "TEACHER_FILE", "Teacher", "train_teacher", "fit_teacher",
+           "load_teacher"]
+
+#: teacher network, one size up from the student's
+TEACHER_NETWORK = {"ddh": "small_resnet", "small_resnet": "resnet18", "resnet18": "resnet50",
+                   "resnet50": "resnet50"}
+TEACHER_FILE = "teacher.json"
+
+
+@dataclass
+class Teacher:
+    """A trained, frozen identity network.
+
+    ``model``: images -> real embeddings (N, D) (``activation=None``);
+    ``loss``: its :class:`~dfh_lib.nn.losses.SoftmaxLoss`, whose ``classifier``
+    gives the identity logits; ``history``: the training run.
+    """
+
+    model: nn.Module
+    loss: SoftmaxLoss
+    history: History
+
+    @torch.no_grad()
+    def targets(self, data, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(embeddings (N, D), logits (N, C))`` of ``data`` on the CPU (eval mode)."""
+        embeddings = encode(self.model, data, batch_size)
+        classifier = self.loss.classifier
+        logits = classifier(embeddings.to(classifier.weight.device)).cpu()
+        return embeddings, logits
+
+
+def train_teacher(splits, profile=None, run_dir=None, network: str | None = None,
+                  dim: int = 128, progress: bool = True, **overrides) -> Teacher:
+    """Train (or load, from a finished ``run_dir``) the teacher through
+    :func:`~dfh_lib.engine.train.fit`: ``network`` (default one size up from the
+    profile's, :data:`TEACHER_NETWORK`: ``small_resnet`` for ``ddh``) with a
+    ``dim``-d real embedding and the ``"softmax"`` identity loss, the
+    profile's loop settings (``overrides`` change any TrainConfig field).
+    The returned model is frozen (eval mode, no gradients)."""
+    profile = get_profile(profile)
+    network = network or TEACHER_NETWORK.get(profile.network, profile.network)
+    config = TrainConfig.from_profile(profile, **{
+        "method": "softmax", "bits": dim, "network": network, **overrides})
+    return fit_teacher(config, splits, run_dir, progress)
+
+
+def fit_teacher(config, splits, run_dir, progress) -> Teacher:
+    seed_everything(config.seed, config.deterministic)
+    model = build_model(config.network, config.bits, image_size=config.image_size,
+                        activation=None)
+    loss = SoftmaxLoss(config.bits, splits.train.num_identities)
+    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
+    if run_dir is not None:  # after fit, which refuses a folder of another config
+        (Path(run_dir) / TEACHER_FILE).write_text(json.dumps({"config": config.to_dict()}))
+    model.eval().requires_grad_(False)
+    loss.eval().requires_grad_(False)
+    return Teacher(model, loss, history)
+
+
+def load_teacher(run_dir, splits, progress: bool = False) -> Teacher:
+    """The teacher trained in ``run_dir`` by :func:`train_teacher` (its
+    config is read from ``teacher.json``; an interrupted run is finished).
+    Raises ValueError naming the fix when there is none."""
+    run_dir = Path(run_dir)
+    spec = run_dir / TEACHER_FILE
+    if not (run_dir / CHECKPOINT).exists() or not spec.exists():
+        raise ValueError(f"no teacher checkpoint in {run_dir} (need {CHECKPOINT} and "
+                         f"{TEACHER_FILE}); train one with train_teacher(splits, profile, "
+                         f"run_dir={str(run_dir)!r}) or add Stage('teacher', kind='teacher') "
+                         f"to the recipe")
+    config = TrainConfig(**json.loads(spec.read_text())["config"])
+    return fit_teacher(config, splits, run_dir, progress)

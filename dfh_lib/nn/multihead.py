@@ -1,0 +1,131 @@
+"""Multi-layer supervised hashing: K-bit hash heads at several depths of one
+backbone (Chapter 6).
+
+The thesis: compressing a face to a few bits loses information, so DFH-GANs
+"proposes a multi-layer supervised DFH structure". :class:`MultiHeadHashNet`
+reads that as deep supervision (Lee et al., "Deeply-Supervised Nets",
+AISTATS 2015; GoogLeNet's auxiliary classifiers, Szegedy et al., CVPR 2015):
+every head is trained with the hash loss; retrieval uses the last one.
+
+**How multi-head training goes through the one loop.** The loop calls
+``u = model(x)`` and ``loss(u, labels[, index=...])``, and evaluates with
+``model.eval()``. :class:`MultiHeadHashNet` follows torchvision's
+GoogLeNet/Inception convention (auxiliary outputs in training mode only): in
+training mode ``forward`` returns every head's codes side by side, (N, H·K),
+which :class:`~dfh_lib.nn.losses.MultiHeadLoss` splits again; in eval mode it
+returns the final head's (N, K) codes, so encoding, evaluation and the loop's
+model selection see an ordinary hash network.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .models import HashHead, HashNetwork, build_model
+
+__all__ = ["FINAL", "MultiHeadHashNet", "build_multihead", "copy_weights"]
+
+FINAL = "final"  # the name of the backbone's own hash layer, the retrieval head
+
+
+class MultiHeadHashNet(nn.Module):
+    """A hash network with K-bit heads at several depths.
+
+    Each auxiliary head maps a feature map (N, C, H, W) of the backbone by
+    global average pooling -> :class:`~dfh_lib.models.HashHead` (Linear ->
+    BN -> the backbone's activation) to (N, K); a vector feature (N, D), e.g.
+    ``"embedding"``, skips the pooling. ``"final"`` is the backbone's own hash
+    layer (its ``"u"``) and the retrieval head.
+
+    ``forward(x)``: eval mode -> the final head's codes (N, K), what
+    :func:`~dfh_lib.train.encode` uses; training mode -> all heads side by
+    side (N, H·K) in ``head_names`` order, for :class:`MultiHeadLoss`
+    (torchvision's GoogLeNet likewise returns auxiliary outputs only when
+    training). ``forward_heads(x)`` -> ``{name: (N, K)}`` in either mode.
+
+    Args:
+        backbone: a :class:`~dfh_lib.models.HashNetwork` (``bits``, ``features``).
+        heads: depth names from ``backbone.feature_names`` (not ``"u"``) plus
+            ``"final"``, which is required; kept in depth order.
+    """
+
+    def __init__(self, backbone: HashNetwork, heads: Sequence[str] = ("block2", "block3", FINAL)):
+        super().__init__()
+        if not isinstance(backbone, HashNetwork):
+            raise ValueError(f"backbone must be a dfh_lib.models HashNetwork; got "
+                             f"{type(backbone).__name__} (use build_model(...))")
+        heads = (heads,) if isinstance(heads, str) else tuple(heads)
+        depths = tuple(n for n in backbone.feature_names if n != "u")
+        unknown = [h for h in heads if h not in (*depths, FINAL)]
+        if unknown or FINAL not in heads or len(set(heads)) != len(heads):
+            raise ValueError(f"heads must be distinct names from {(*depths, FINAL)} including "
+                             f"{FINAL!r} (the retrieval head); got {heads!r}")
+        self.backbone = backbone
+        self.bits, self.image_size = backbone.bits, backbone.image_size
+        self.activation = backbone.activation
+        self.head_names = tuple(n for n in depths if n in heads) + (FINAL,)
+        with torch.no_grad():  # the feature sizes, from one probe image
+            was = backbone.training
+            probe = torch.zeros(1, 3, *backbone.image_size,
+                                device=next(backbone.parameters()).device)
+            shapes = {k: v.shape[1:] for k, v in backbone.eval().features(
+                probe, self.head_names[:-1] or "u").items()}
+            backbone.train(was)
+        self.heads = nn.ModuleDict({name: _aux_head(shapes[name], self.bits, self.activation)
+                                    for name in self.head_names[:-1]})
+
+    def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x`` (N, 3, H, W) in [0, 1] -> ``{head: (N, K)}`` in depth order."""
+        feats = self.backbone.features(x, (*self.head_names[:-1], "u"))
+        out = {name: self.heads[name](feats[name]) for name in self.head_names[:-1]}
+        out[FINAL] = feats["u"]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.backbone(x)
+        return torch.cat(list(self.forward_heads(x).values()), dim=1)
+
+    def features(self, x, depths=None):
+        """The backbone's named features (see :class:`~dfh_lib.models.HashNetwork`)."""
+        return self.backbone.features(x, depths)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, heads={self.head_names}"
+
+
+def _aux_head(shape, bits: int, activation) -> nn.Module:
+    if len(shape) == 1:  # a vector feature
+        return HashHead(shape[0], bits, activation)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         HashHead(shape[0], bits, activation))
+
+
+def build_multihead(network: str, bits: int, heads: Sequence[str] = ("block2", "block3", FINAL),
+                    image_size=(32, 32), activation: str | None = "tanh") -> MultiHeadHashNet:
+    """:func:`~dfh_lib.models.build_model` + heads at ``heads``.
+
+    >>> build_multihead("ddh", 12).eval()(torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 12])
+    """
+    backbone = build_model(network, bits, image_size=image_size, activation=activation)
+    return MultiHeadHashNet(backbone, heads)
+
+
+
+def copy_weights(target: nn.Module, source: nn.Module) -> list[str]:
+    """Copy every parameter/buffer of ``source`` whose name and shape exist in
+    ``target`` (e.g. a student's backbone and heads into a fine-tuning model
+    whose activation differs); returns the copied names. Raises ValueError
+    when nothing matches (different networks or bits)."""
+    mine = target.state_dict()
+    shared = {k: v for k, v in source.state_dict().items()
+              if k in mine and mine[k].shape == v.shape}
+    if not shared:
+        raise ValueError(f"no weights of {type(source).__name__} fit {type(target).__name__}: "
+                         f"init_from needs the same network and bits")
+    target.load_state_dict(shared, strict=False)
+    return sorted(shared)
+
