@@ -18,7 +18,8 @@ from ..core.data.dataset import FaceDataset
 from ..core.metrics import evaluate_retrieval
 from ..engine.encoding import binary_codes
 
-__all__ = ["PERTURBATIONS", "check_perturbation", "perturb", "bit_flip_rate", "robustness"]
+__all__ = ["PERTURBATIONS", "check_perturbation", "check_perturbations", "perturb",
+           "bit_flip_rate", "robustness"]
 
 
 #: perturbation kind -> what its strength means (0 always = the clean images)
@@ -41,6 +42,16 @@ def check_perturbation(kind: str, strength) -> float:
     if kind == "jpeg" and strength > 100:
         raise ValueError(f"jpeg strength is the JPEG quality 1..100 (0 = none); got {strength}")
     return float(strength)
+
+
+def check_perturbations(perturbations) -> list[tuple]:
+    """``perturbations`` as a list of checked ``(kind, strength)`` pairs."""
+    pairs = [tuple(p) for p in perturbations]
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"perturbations must be (kind, strength) pairs; got {pair!r}")
+        check_perturbation(*pair)
+    return pairs
 
 
 def _to_float_nchw(images):
@@ -152,11 +163,7 @@ def robustness(model: nn.Module, splits, perturbations, seed: int = 0,
         a ``pandas.DataFrame`` with columns ``kind``, ``strength``,
         ``bit_flip_rate`` (of the query codes) and ``mAP``.
     """
-    pairs = [tuple(p) for p in perturbations]
-    for pair in pairs:
-        if len(pair) != 2:
-            raise ValueError(f"perturbations must be (kind, strength) pairs; got {pair!r}")
-        check_perturbation(*pair)
+    pairs = check_perturbations(perturbations)
     database = binary_codes(model, splits.database, batch_size, device)
     clean = binary_codes(model, splits.query, batch_size, device)
     q_labels = torch.from_numpy(splits.query.labels)

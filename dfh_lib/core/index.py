@@ -1,7 +1,7 @@
 """Exact Hamming k-NN search over binary codes: packed bits, torch or faiss.
 
 Both backends return the same neighbours in the same order as
-:func:`dfh_lib.metrics.hamming_ranking`: by distance, ties by database index
+:func:`dfh_lib.core.metrics.hamming_ranking`: by distance, ties by database index
 (the order the codes were added in).
 """
 from __future__ import annotations

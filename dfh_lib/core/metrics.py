@@ -87,7 +87,7 @@ def check_codes(codes, name: str = "codes", bits: int | None = None) -> torch.Te
     if bad.any():
         found = sorted(set(t[bad].tolist()))[:3]
         fix = ("0/1 bits? map them with 2 * bits - 1" if found == [0.0]
-               else "real-valued outputs? use dfh_lib.metrics.binarize(u)")
+               else "real-valued outputs? use dfh_lib.core.metrics.binarize(u)")
         raise ValueError(f"{name} must hold only -1 and +1; found {found} ({fix})")
     return t
 

@@ -23,7 +23,7 @@ class Profile:
         name: ``"tiny"``, ``"cpu"`` or ``"gpu"``.
         bits: code lengths K evaluated by the chapters.
         image_size: network input (height, width).
-        network: default hash network (see :mod:`dfh_lib.models`).
+        network: default hash network (see :mod:`dfh_lib.nn.models`).
         epochs / batch_size / lr / eval_every: training-loop settings.
         lfw_min_faces: LFW identities kept (``min_faces_per_person``).
         max_identities / max_images_per_identity: caps (None = all) that

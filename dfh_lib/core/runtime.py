@@ -102,7 +102,7 @@ class RunContext:
 
     Attributes:
         chapter: the chapter tag, e.g. ``"ch3"``.
-        profile: the active :class:`~dfh_lib.profiles.Profile`.
+        profile: the active :class:`~dfh_lib.core.profiles.Profile`.
         device: the ``torch.device`` chosen by :func:`get_device`.
         dataset: ``$DFH_DATASET`` if set, else None (the chapter's default).
         seed: the seed given to :func:`seed_everything`.

@@ -79,7 +79,7 @@ def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
 def binary_codes(model: torch.nn.Module, data, batch_size: int = 512, device=None,
                  image_size=None) -> torch.Tensor:
     """±1 codes ``(N, bits)`` int8 of ``data``: :func:`encode`, then
-    :func:`~dfh_lib.metrics.binarize` (0 -> +1)."""
+    :func:`~dfh_lib.core.metrics.binarize` (0 -> +1)."""
     return binarize(encode(model, data, batch_size, device, image_size))
 
 
@@ -91,7 +91,7 @@ def evaluate(model: torch.nn.Module, query, database, batch_size: int = 512,
         query, database: FaceDatasets or ``(images, labels)`` pairs, images
             (N, 3, H, W) uint8 or float in [0, 1], labels (N,) int64.
     Returns:
-        :func:`dfh_lib.metrics.evaluate_retrieval`'s dict (``"mAP"``, ...).
+        :func:`dfh_lib.core.metrics.evaluate_retrieval`'s dict (``"mAP"``, ...).
     """
     image_size = image_size or getattr(model, "image_size", None)
     q_images, q_labels = images_labels(query, image_size)

@@ -1,7 +1,7 @@
 """The one training loop every method and chapter uses.
 
 ``fit(model, loss, splits, config)`` trains a hash network with a hash loss
-(see the contract in :mod:`dfh_lib.losses`), selects the model on
+(see the contract in :mod:`dfh_lib.nn.losses`), selects the model on
 ``splits.val_query`` against ``splits.train`` (never the query set), writes
 a resumable checkpoint every epoch and returns a :class:`History`.
 
@@ -56,7 +56,7 @@ class TrainConfig:
         method: loss name (e.g. ``"dpsh"``); recorded, and used by
             :func:`train_method` to build the loss.
         bits: code length K.
-        network: hash network name (see :func:`dfh_lib.models.build_model`).
+        network: hash network name (see :func:`dfh_lib.nn.models.build_model`).
         epochs / batch_size / lr / weight_decay: the usual.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9).
         schedule: ``"cosine"`` (per-epoch cosine decay to 0) or ``"none"``.
@@ -387,18 +387,19 @@ def _resume(run: _Run, path: Path, config: TrainConfig, data: dict):
 def _save_best(run_dir: Path | None, best: dict, epoch: int, metrics: dict, config) -> None:
     if run_dir is not None:
         checkpoint.save_atomic({"format": checkpoint.FORMAT, "kind": "best", "epoch": epoch,
-                      "fingerprint": config.fingerprint(), "metrics": metrics, **best},
-                     run_dir / BEST)
+                                "fingerprint": config.fingerprint(), "metrics": metrics,
+                                **best}, run_dir / BEST)
 
 
 def _save_checkpoint(path: Path, run: _Run, history: History, best: dict | None,
                      config: TrainConfig, data: dict) -> None:
     """Everything needed to resume, with the best weights so far (so the
     file is self-contained even if ``best.pt`` is deleted)."""
-    checkpoint.save_atomic({"format": checkpoint.FORMAT, "kind": "checkpoint", "epoch": len(history),
-                  "fingerprint": config.fingerprint(), "config": config.to_dict(),
-                  "data": data, "history": history.to_dict(), "best": best,
-                  **run.state_dict()}, path)
+    checkpoint.save_atomic({"format": checkpoint.FORMAT, "kind": "checkpoint",
+                            "epoch": len(history), "fingerprint": config.fingerprint(),
+                            "config": config.to_dict(), "data": data,
+                            "history": history.to_dict(), "best": best,
+                            **run.state_dict()}, path)
 
 
 def _validate(run: _Run, train, val, record: dict, batch_size: int) -> None:
@@ -509,7 +510,7 @@ def train_method(method: str, splits: RetrievalSplits, bits: int,
     """Build the method's network and loss, then :func:`fit`.
 
     The network is ``overrides["network"]``, else the method's default in
-    :data:`dfh_lib.losses.METHOD_DEFAULTS`, else the profile's. The model is
+    :data:`dfh_lib.nn.losses.METHOD_DEFAULTS`, else the profile's. The model is
     built after seeding with ``config.seed``, so its initialisation is
     reproducible too. Returns ``(model, loss, history)``.
     """

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from ..analysis.codes import code_statistics, epochs_to_fraction
-from ..analysis.robustness import check_perturbation, robustness
+from ..analysis.robustness import check_perturbations, robustness
 from ..core.metrics import binarize
 from ..engine.encoding import binary_codes, encode
 from ..nn.quantizers import QUANTIZERS
@@ -57,11 +57,7 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
         if scheme not in QUANTIZERS:
             raise ValueError(f"unknown quantization {scheme!r}; choose one of "
                              f"{tuple(QUANTIZERS)}")
-    perturbations = [tuple(p) for p in perturbations]
-    for pair in perturbations:
-        if len(pair) != 2:
-            raise ValueError(f"perturbations must be (kind, strength) pairs; got {pair!r}")
-        check_perturbation(*pair)
+    perturbations = check_perturbations(perturbations)
     bits = [bits] if isinstance(bits, int) else list(bits)
     result, robust = ExperimentResult(), []
     for k in bits:

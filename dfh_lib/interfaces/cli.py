@@ -56,6 +56,18 @@ def main_train(argv=None):
     return history
 
 
+def _write_table(rows: list[dict], provenance, out: Path) -> None:
+    """``out.csv/.md/.json`` (rows + provenance) and ``out.png`` (mAP against
+    bits), then print the Markdown table."""
+    from .results import results_table, save_results
+    from .viz import plot_metric_vs_bits
+
+    table = results_table(rows, provenance, index=["method", "bits"])
+    save_results(table, out)
+    plot_metric_vs_bits(table).savefig(out.with_suffix(".png"), dpi=100)
+    print(out.with_suffix(".md").read_text())
+
+
 def main_baselines(argv=None):
     """``python -m dfh_lib baselines --dataset lfw --bits 12,24,36,48 --profile cpu``:
     trains and evaluates the baselines, writes ``<out>.csv/.md/.json`` and
@@ -63,8 +75,7 @@ def main_baselines(argv=None):
     from ..core.runtime import setup_notebook
     from ..experiments.baselines import DEEP_BASELINES, baselines
     from .book_data import book_splits
-    from .results import Provenance, results_table, save_results
-    from .viz import plot_metric_vs_bits
+    from .results import Provenance
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib baselines",
                                      description=main_baselines.__doc__.split("\n")[0])
@@ -85,11 +96,7 @@ def main_baselines(argv=None):
     h, w = run.profile.image_size
     provenance = Provenance.of(run, splits, "query vs database",
                                epochs=run.profile.epochs, input=f"{h}x{w}")
-    table = results_table(result.rows, provenance, index=["method", "bits"])
-    out = Path(args.out or f"results/baselines-{tag}")
-    save_results(table, out)
-    plot_metric_vs_bits(table).savefig(out.with_suffix(".png"), dpi=100)
-    print(out.with_suffix(".md").read_text())
+    _write_table(result.rows, provenance, Path(args.out or f"results/baselines-{tag}"))
     return result
 
 
@@ -101,8 +108,7 @@ def main_reproduce(argv=None):
     from ..experiments.baselines import DEEP_BASELINES
     from ..experiments.reproduce import REPRODUCE_PARTS, gan_augment_fn, reproduce
     from .book_data import book_splits
-    from .results import Provenance, results_table, save_results
-    from .viz import plot_metric_vs_bits
+    from .results import Provenance
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib reproduce",
                                      description=main_reproduce.__doc__.split("\n")[0])
@@ -116,7 +122,7 @@ def main_reproduce(argv=None):
     parser.add_argument("--gan-checkpoint", default="pretrained",
                         help="generator for the GAN-augmented fine-tuning: 'pretrained' "
                         "(the StarGAN shipped in dfh_lib/pretrained, default), a checkpoint "
-                        "path (dfh_lib.gan), or 'none'")
+                        "path (python -m dfh_lib gan train), or 'none'")
     parser.add_argument("--gan-classifier", default=None, help="attribute classifier "
                         "checkpoint, for datasets without attribute labels (e.g. lfw; "
                         "default with 'pretrained': the shipped one)")
@@ -160,11 +166,8 @@ def main_reproduce(argv=None):
                                input=f"{h}x{w}", seed=args.seed, gan=gan_note)
     rows = [{k: v for k, v in r.items() if k not in ("stage", "gan_augmented")}
             for r in result.rows]  # the provenance line says whether GAN data was used
-    table = results_table(rows, provenance, index=["method", "bits"])
     out = Path(args.out or f"results/reproduce-{profile.name}-{dataset}{suffix}")
-    save_results(table, out)
-    plot_metric_vs_bits(table).savefig(out.with_suffix(".png"), dpi=100)
-    print(out.with_suffix(".md").read_text())
+    _write_table(rows, provenance, out)
     return result
 
 

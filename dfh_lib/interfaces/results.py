@@ -44,8 +44,8 @@ class Provenance:
 
     @classmethod
     def of(cls, run, splits, split: str, **extra) -> "Provenance":
-        """Provenance of a chapter run (:func:`dfh_lib.runtime.setup_notebook`)
-        on ``splits`` (:class:`~dfh_lib.data.RetrievalSplits`)."""
+        """Provenance of a chapter run (:func:`dfh_lib.core.runtime.setup_notebook`)
+        on ``splits`` (:class:`~dfh_lib.core.data.RetrievalSplits`)."""
         from ..core.runtime import describe_device
 
         db = splits.database
@@ -67,7 +67,7 @@ def provenance_line(df: pd.DataFrame, missing: str = "") -> str:
 
 def results_table(rows: list[dict], provenance: Provenance, index=None) -> pd.DataFrame:
     """A DataFrame of ``rows`` with ``provenance`` in ``df.attrs`` (shown by
-    :func:`dfh_lib.viz.show_table`)."""
+    :func:`dfh_lib.interfaces.viz.show_table`)."""
     df = pd.DataFrame(rows)
     if index is not None:
         df = df.set_index(index)
@@ -113,7 +113,7 @@ def summarize_seeds(rows_by_seed: dict, metric: str = "mAP", baselines=(),
         differences: ``{name: (a, b)}`` adds row ``name``, ``a − b`` taken
             within each seed (``b`` may be ``"best baseline"``), so its spread
             is that of the difference itself, not of ``a`` and ``b`` apart.
-        provenance: stored in ``attrs`` (shown by :func:`dfh_lib.viz.show_table`).
+        provenance: stored in ``attrs`` (shown by :func:`dfh_lib.interfaces.viz.show_table`).
 
     Returns columns ``(bits, stat)`` with stat in ``mean``, ``std``, ``n`` and
     ``ci95``, the half-width of the 95 % Student-t interval of the mean,

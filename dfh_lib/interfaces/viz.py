@@ -60,7 +60,7 @@ def show_retrievals(query, database, ranking, query_indices=None, k: int = 10,
     ranking; green frame = same identity, red = another identity.
 
     ``ranking``: (num_queries, >= k) database indices, e.g. from
-    :func:`dfh_lib.metrics.hamming_ranking`.
+    :func:`dfh_lib.core.metrics.hamming_ranking`.
     """
     ranking = np.asarray(ranking)
     if query_indices is None:
@@ -140,7 +140,7 @@ def figure_to_bytes(fig, fmt: str = "png", dpi: int = 90) -> bytes:
 
 def plot_histories(histories: dict, metric: str = "val_mAP", ax=None, title: str | None = None):
     """Training curves: ``metric`` per epoch for each named
-    :class:`~dfh_lib.train.History` (epochs without the metric are skipped)."""
+    :class:`~dfh_lib.engine.train.History` (epochs without the metric are skipped)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.2))
     for name, history in histories.items():

@@ -34,19 +34,19 @@ class MultiHeadHashNet(nn.Module):
     """A hash network with K-bit heads at several depths.
 
     Each auxiliary head maps a feature map (N, C, H, W) of the backbone by
-    global average pooling -> :class:`~dfh_lib.models.HashHead` (Linear ->
+    global average pooling -> :class:`~dfh_lib.nn.models.HashHead` (Linear ->
     BN -> the backbone's activation) to (N, K); a vector feature (N, D), e.g.
     ``"embedding"``, skips the pooling. ``"final"`` is the backbone's own hash
     layer (its ``"u"``) and the retrieval head.
 
     ``forward(x)``: eval mode -> the final head's codes (N, K), what
-    :func:`~dfh_lib.train.encode` uses; training mode -> all heads side by
+    :func:`~dfh_lib.engine.train.encode` uses; training mode -> all heads side by
     side (N, H·K) in ``head_names`` order, for :class:`MultiHeadLoss`
     (torchvision's GoogLeNet likewise returns auxiliary outputs only when
     training). ``forward_heads(x)`` -> ``{name: (N, K)}`` in either mode.
 
     Args:
-        backbone: a :class:`~dfh_lib.models.HashNetwork` (``bits``, ``features``).
+        backbone: a :class:`~dfh_lib.nn.models.HashNetwork` (``bits``, ``features``).
         heads: depth names from ``backbone.feature_names`` (not ``"u"``) plus
             ``"final"``, which is required; kept in depth order.
     """
@@ -54,7 +54,7 @@ class MultiHeadHashNet(nn.Module):
     def __init__(self, backbone: HashNetwork, heads: Sequence[str] = ("block2", "block3", FINAL)):
         super().__init__()
         if not isinstance(backbone, HashNetwork):
-            raise ValueError(f"backbone must be a dfh_lib.models HashNetwork; got "
+            raise ValueError(f"backbone must be a dfh_lib.nn.models HashNetwork; got "
                              f"{type(backbone).__name__} (use build_model(...))")
         heads = (heads,) if isinstance(heads, str) else tuple(heads)
         depths = tuple(n for n in backbone.feature_names if n != "u")
@@ -89,7 +89,7 @@ class MultiHeadHashNet(nn.Module):
         return torch.cat(list(self.forward_heads(x).values()), dim=1)
 
     def features(self, x, depths=None):
-        """The backbone's named features (see :class:`~dfh_lib.models.HashNetwork`)."""
+        """The backbone's named features (see :class:`~dfh_lib.nn.models.HashNetwork`)."""
         return self.backbone.features(x, depths)
 
     def extra_repr(self) -> str:
@@ -105,7 +105,7 @@ def _aux_head(shape, bits: int, activation) -> nn.Module:
 
 def build_multihead(network: str, bits: int, heads: Sequence[str] = ("block2", "block3", FINAL),
                     image_size=(32, 32), activation: str | None = "tanh") -> MultiHeadHashNet:
-    """:func:`~dfh_lib.models.build_model` + heads at ``heads``.
+    """:func:`~dfh_lib.nn.models.build_model` + heads at ``heads``.
 
     >>> build_multihead("ddh", 12).eval()(torch.rand(2, 3, 32, 32)).shape
     torch.Size([2, 12])

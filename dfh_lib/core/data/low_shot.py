@@ -1,7 +1,7 @@
 """The low-shot retrieval protocol: few training images per identity.
 
 :func:`low_shot` keeps ``k`` training images of each identity of a
-:class:`~dfh_lib.data.RetrievalSplits` (a seeded choice, nested: the images
+:class:`~dfh_lib.core.data.RetrievalSplits` (a seeded choice, nested: the images
 kept for ``k`` are among those kept for any larger ``k``) and leaves
 ``val_query``, ``query`` and ``database`` untouched. So the queries are
 held-out faces of the **same** people, searched in the same database as in

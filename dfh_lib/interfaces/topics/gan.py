@@ -19,7 +19,6 @@ from ...engine.editing import (FRAMINGS, attribute_matrix, augment, edit, face_c
                                flip_attribute, flip_targets, framing_for, predict_attributes,
                                split_by_identity)
 from ...engine.gan_training import (PRETRAINED, ClassifierResult, GANResult,
-                                    _gan_step,  # named in Chapter 5's exercises
                                     load_attribute_classifier, load_generator, pretrained,
                                     pretrained_log, train_attribute_classifier, train_gan)
 from ...experiments.gan_augmentation import (AUGMENTATIONS, IMAGES_SEEN,

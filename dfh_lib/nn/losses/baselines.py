@@ -244,7 +244,7 @@ class DDHLoss(HashLoss):
         L = CE(W u + c, y) + α · mean_{i,k} | |u_ik| − 1 |,   α = 0.01
 
     The classifier ``Linear(K, num_classes)`` belongs to the loss.
-    Network: :class:`~dfh_lib.models.DDHNet` with tanh outputs.
+    Network: :class:`~dfh_lib.nn.models.DDHNet` with tanh outputs.
     """
 
     def __init__(self, bits: int, num_classes: int, alpha: float = 0.01):

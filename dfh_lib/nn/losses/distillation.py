@@ -210,7 +210,7 @@ class DistillationLoss(MultiHeadLoss):
     def compute(self, u, labels, index=None):
         if index is None:
             raise ValueError("DistillationLoss needs index= (N,) training-set indices to look "
-                             "up the teacher's outputs; train it with dfh_lib.train.fit")
+                             "up the teacher's outputs; train it with dfh_lib.engine.train.fit")
         terms = super().compute(u, labels)
         heads = self.split(u)
         t, z = self.teacher_embeddings[index], self.teacher_logits[index]
