@@ -2,7 +2,7 @@
 
     python data_scripts/prepare_facescrub.py --data-dir ~/dfh_data
 
-See _ddh.py for what is fetched and checked.
+See _ddh.py for what is fetched and checked (same as `python -m dfh_lib fetch <name>`).
 """
 from _ddh import main
 

@@ -7,55 +7,20 @@ ImageFolder layout, ``train/<identity>/*.jpg`` and ``test/<identity>/*.jpg``
 (DCDH's processed subset, ~2.4 GB: Drive id 1PaXIfSrw1SC1uiv4Affgm882-Q-w_icl).
 The check counts identities and images per split, requires the test
 identities to appear in train, and records a SHA256SUMS manifest that later
-runs check. Load a split with ``dfh_lib.core.data.load_image_folder``.
+runs check. Load a split with ``dfh_lib.core.data.load_image_folder``. Same
+as ``python -m dfh_lib fetch vggface2`` (:mod:`dfh_lib.core.data.fetch`).
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+from _common import base_parser, report
 
-from _common import (base_parser, check_manifest, fetch, record_manifest, report,
-                     unpack_into)
-
-from dfh_lib.core.data.image_folder import scan_identity_folders
-
-SPLITS = ("train", "test")
+from dfh_lib.core.data.fetch import download_vggface2
+from dfh_lib.core.data.fetch import verify_split_folders as verify
 
 
-def prepare(source: str, data_dir: Path) -> Path:
+def prepare(source: str, data_dir):
     """Fetch ``source`` and unpack it into ``<data_dir>/vggface2_subset``."""
-    dest = data_dir / "vggface2_subset"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".download_") as tmp:
-        unpack_into(fetch(source, Path(tmp)), dest)
-    return dest
-
-
-def verify(folder: Path, expected_identities: int | None = None,
-           expected_images: int | None = None) -> dict:
-    """Count identities/images of train and test; raise ``ValueError`` on a mismatch.
-
-    ``expected_*`` are totals over the splits (None: not checked).
-    """
-    missing = [s for s in SPLITS if not (folder / s).is_dir()]
-    if missing:
-        raise ValueError(f"{folder} lacks {missing}; expected ImageFolder splits {SPLITS}")
-    manifest_checked = check_manifest(folder)
-    people = {s: {name: len(files) for name, files in scan_identity_folders(folder / s)
-                  if files} for s in SPLITS}
-    unknown = sorted(people["test"].keys() - people["train"].keys())
-    if unknown:
-        raise ValueError(f"{len(unknown)} test identities have no train images, e.g. {unknown[0]}")
-    found = (len(people["train"]), sum(sum(c.values()) for c in people.values()))
-    for what, value, want in zip(("identities", "images"), found,
-                                 (expected_identities, expected_images)):
-        if want is not None and value != want:
-            raise ValueError(f"{folder}: {value} {what}, expected {want}")
-    if not manifest_checked:
-        record_manifest(folder)
-    return {"folder": folder, "identities": found[0],
-            **{f"{s} images": sum(people[s].values()) for s in SPLITS},
-            "SHA256SUMS": "checked" if manifest_checked else "written"}
+    return download_vggface2(data_dir, source)
 
 
 def main(argv=None) -> None:

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from dfh_lib import data
+from dfh_lib.core.data import fetch as fetch_lib  # the code the scripts call
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "data_scripts"
 SCRIPTS = ["prepare_lfw.py", "prepare_orl.py", "prepare_celeba.py", "prepare_facescrub.py",
@@ -110,8 +111,8 @@ def test_lfw_verify_rejects_counts_and_pair_checksums(scripts, tmp_path, monkeyp
         (home / name).write_text("10\t300\n")
     with pytest.raises(ValueError, match="1 people / 1 images, expected 5749 / 13233"):
         lfw.verify(tmp_path)
-    monkeypatch.setattr(lfw, "EXPECTED_PEOPLE", 1)
-    monkeypatch.setattr(lfw, "EXPECTED_IMAGES", 1)
+    monkeypatch.setattr(fetch_lib, "LFW_PEOPLE", 1)
+    monkeypatch.setattr(fetch_lib, "LFW_IMAGES", 1)
     with pytest.raises(ValueError, match="pairsDevTrain.txt is missing or its SHA-256 differs"):
         lfw.verify(tmp_path)
 
@@ -184,8 +185,8 @@ def test_ddh_download_places_archives_then_verifies(scripts, tmp_path, monkeypat
     archives = {"1STytImOvad3PgPN2NwUSVga-fOU5i2Tm":
                 _ddh_archive(tmp_path, "train", [[0, 1, 2, 0], [1, 2, 0, 1, 2]]),
                 "1saSeHjaJBSAUNlyC-Ismdh2VbEiyZPuU": _ddh_archive(tmp_path, "test", [[0, 1, 2]])}
-    monkeypatch.setattr(ddh_script, "fetch", lambda source, dest: archives[source])
-    monkeypatch.setattr(ddh_script, "DDH_SIZES", {"facescrub": data.ddh.DDHSize(3, 9, 3)})
+    monkeypatch.setattr(fetch_lib, "fetch_source", lambda source, dest: archives[source])
+    monkeypatch.setattr(fetch_lib, "DDH_SIZES", {"facescrub": data.ddh.DDHSize(3, 9, 3)})
     ddh_script.main("facescrub", ["--data-dir", str(tmp_path / "data")])
     assert "SHA256SUMS: written" in capsys.readouterr().out
     folder = tmp_path / "data" / "facescrub"

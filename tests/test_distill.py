@@ -2,14 +2,13 @@
 on tiny synthfaces (one-epoch runs)."""
 import json
 import math
-import sys
+import re
 import types
 
 import numpy as np
 import pytest
 import torch
 
-import dfh_lib
 from dfh_lib import distill
 from dfh_lib import train as train_module
 from dfh_lib.experiments import reproduce as reproduce_module
@@ -302,10 +301,15 @@ def test_reproduce_command_writes_tables_with_provenance(tmp_path, monkeypatch, 
 
     assert maps(tmp_path / "again.json") == maps(out.with_suffix(".json"))
     # another training seed: its own folders; the seed-0 runs are refused, not reused
-    with pytest.raises(ValueError, match=r"belongs to a different run \(seed: 0 -> 1"):
+    # (the command line reports it in one line, exit status 2)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
         main(["reproduce", "--profile", "tiny", "--dataset", "synthfaces", "--bits", "12",
               "--methods", "ddh", "--gan-checkpoint", "none", "--seed", "1",
               f"--reuse=baselines={reused}"])
+    assert refused.value.code == 2
+    assert re.search(r"^error: .*belongs to a different run \(seed: 0 -> 1",
+                     capsys.readouterr().err)
     with pytest.raises(SystemExit):
         main(["reproduce", "--reuse", "teacher=runs"])
 

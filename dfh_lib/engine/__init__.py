@@ -1,5 +1,6 @@
 """Layer 3, making networks learn and run: the checkpoint format
 (:mod:`.checkpoint`), encoding (:mod:`.encoding`), the one hash training loop
 (:mod:`.train`), the teacher (:mod:`.teacher`), the GAN and attribute-classifier
-loop (:mod:`.gan_training`) and face editing / GAN augmentation
-(:mod:`.editing`). Imports ``core`` and ``nn``."""
+loop (:mod:`.gan_training`), face editing / GAN augmentation (:mod:`.editing`),
+and trained runs put to use: load one (:mod:`.run_model`), index and search a
+folder of photos (:mod:`.photo_index`). Imports ``core`` and ``nn``."""

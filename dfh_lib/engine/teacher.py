@@ -18,6 +18,7 @@ from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
 from ..nn.losses.baselines import SoftmaxLoss
 from ..nn.models import build_model
+from .cost import announce
 from .encoding import encode
 from .train import CHECKPOINT, History, TrainConfig, fit
 
@@ -72,6 +73,7 @@ def fit_teacher(config, splits, run_dir, progress) -> Teacher:
     model = build_model(config.network, config.bits, image_size=config.image_size,
                         activation=None)
     loss = SoftmaxLoss(config.bits, splits.train.num_identities)
+    announce(run_dir, config, splits)
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
     if run_dir is not None:  # after fit, which refuses a folder of another config
         (Path(run_dir) / TEACHER_FILE).write_text(json.dumps({"config": config.to_dict()}))

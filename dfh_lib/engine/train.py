@@ -18,6 +18,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ from . import checkpoint
 from .encoding import as_input, binary_codes, encode, evaluate, image_tensor
 
 __all__ = ["TrainConfig", "History", "fit", "encode", "binary_codes",
-           "evaluate", "train_method", "epoch_order", "CHECKPOINT", "BEST"]
+           "evaluate", "train_method", "method_config", "run_status", "epoch_order",
+           "CHECKPOINT", "BEST"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -374,6 +376,24 @@ def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device):
     return (train_x, train_y), (val_x, torch.from_numpy(splits.val_query.labels))
 
 
+def run_status(run_dir, config: TrainConfig) -> tuple[str, int]:
+    """Where ``run_dir`` stands for ``config``, without training:
+    ``("finished", config.epochs)``, ``("partial", k)`` (k epochs of this
+    config done) or ``("missing", 0)`` (no run_dir, no checkpoint, or one of
+    another config or unreadable: :func:`fit` refuses that one, naming why)."""
+    path = None if run_dir is None else Path(run_dir) / CHECKPOINT
+    if path is None or not path.exists():
+        return "missing", 0
+    try:
+        state = checkpoint.load(path, "checkpoint")
+    except ValueError:
+        return "missing", 0
+    if state.get("fingerprint") != config.fingerprint():
+        return "missing", 0
+    done = len(state["history"]["records"])
+    return ("finished", config.epochs) if done >= config.epochs else ("partial", done)
+
+
 def _resume(run: _Run, path: Path, config: TrainConfig, data: dict):
     """Restore a run from ``path``; returns (history, best snapshot or None)."""
     state = checkpoint.load(path, "checkpoint")
@@ -423,7 +443,7 @@ def _check_fit_args(model, loss, splits, config) -> None:
 
 def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
         config: TrainConfig, run_dir=None, resume: bool = True, progress: bool = True,
-        device=None) -> History:
+        device=None, callback: Callable[[History], bool | None] | None = None) -> History:
     """Train ``model`` with ``loss`` on ``splits.train``.
 
     Validates on ``splits.val_query`` vs ``splits.train`` every
@@ -440,6 +460,9 @@ def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
 
     Args:
         device: None = ``$DFH_DEVICE``, else the best available (cuda, mps, cpu).
+        callback: called after every epoch with the history so far (after the
+            checkpoint is written); returning True stops the run there — a
+            later call with the same ``run_dir`` resumes it (live explorers).
 
     Raises:
         ValueError: the checkpoint is unreadable or from another config/data.
@@ -470,6 +493,8 @@ def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
                 _save_checkpoint(run_dir / CHECKPOINT, run, history, best, config, data)
             bar.update()
             bar.set_postfix(_postfix(history))
+            if callback is not None and callback(history):
+                break
     if best is not None:
         model.load_state_dict(best["model"])
         loss.load_state_dict(best["loss"])
@@ -504,21 +529,32 @@ def _postfix(history: History) -> dict:
 # convenience for chapters and the command line
 # ----------------------------------------------------------------------------
 
+def method_config(method: str, bits: int, profile: Profile | str | None = None,
+                  **overrides) -> TrainConfig:
+    """The config :func:`train_method` trains ``method`` at ``bits`` with: the
+    profile's loop settings changed by ``overrides``; the network is
+    ``overrides["network"]``, else the method's default in
+    :data:`dfh_lib.nn.losses.METHOD_DEFAULTS`, else the profile's."""
+    default = METHOD_DEFAULTS.get(method, {}).get("network") or get_profile(profile).network
+    overrides.setdefault("network", default)
+    return TrainConfig.from_profile(profile, method=method, bits=bits, **overrides)
+
+
 def train_method(method: str, splits: RetrievalSplits, bits: int,
                  profile: Profile | str | None = None, run_dir=None, *,
-                 loss_kwargs: dict | None = None, progress: bool = True, **overrides):
+                 loss_kwargs: dict | None = None, progress: bool = True,
+                 callback: Callable[[History], bool | None] | None = None, **overrides):
     """Build the method's network and loss, then :func:`fit`.
 
-    The network is ``overrides["network"]``, else the method's default in
-    :data:`dfh_lib.nn.losses.METHOD_DEFAULTS`, else the profile's. The model is
+    The config is :func:`method_config`'s (it picks the network). The model is
     built after seeding with ``config.seed``, so its initialisation is
     reproducible too. Returns ``(model, loss, history)``.
     """
-    model_kwargs = dict(METHOD_DEFAULTS.get(method, {}))
-    overrides.setdefault("network", model_kwargs.pop("network", get_profile(profile).network))
-    config = TrainConfig.from_profile(profile, method=method, bits=bits, **overrides)
+    model_kwargs = {k: v for k, v in METHOD_DEFAULTS.get(method, {}).items() if k != "network"}
+    config = method_config(method, bits, profile, **overrides)
     seed_everything(config.seed, config.deterministic)
     model = build_model(config.network, bits, image_size=config.image_size, **model_kwargs)
     loss = build_loss(method, bits, splits.train.num_identities, **(loss_kwargs or {}))
-    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
+    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
+                  callback=callback)
     return model, loss, history

@@ -229,6 +229,7 @@ class _Context:
     runs_dir: Path | None
     augment_fn: Callable | None
     progress: bool
+    callback: Callable | None = None
     teachers: dict = field(default_factory=dict)
     trained: dict = field(default_factory=dict)
     _augmented: object = None
@@ -323,11 +324,12 @@ def _run_hash_stage(stage: Stage, bits: int, ctx: _Context) -> TrainedRun:
     if stage.init_from is not None:
         copy_weights(model, ctx.trained[(stage.init_from, bits)])
     loss = _stage_loss(stage, bits, splits, model.head_names, teacher)
-    return fit_or_load(model, loss, splits, config, run_dir, ctx.progress)
+    return fit_or_load(model, loss, splits, config, run_dir, ctx.progress, ctx.callback)
 
 
 def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
-               augment_fn: Callable | None = None, progress: bool = True) -> RecipeResult:
+               augment_fn: Callable | None = None, progress: bool = True,
+               callback: Callable | None = None) -> RecipeResult:
     """Run ``recipe`` at every code length; a row per hash stage and length.
 
     Train-or-load: each stage trains through
@@ -339,6 +341,7 @@ def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs
     refused. GAN stages (``augment="gan"``) train on
     ``augment_fn(splits.train)`` (computed once; folder ``<stage>-gan``);
     without ``augment_fn`` they train on the plain data and say so.
+    ``callback`` goes to every hash stage's :func:`~dfh_lib.engine.train.fit`.
     Rows (query vs database, as :func:`~dfh_lib.experiments.baselines.run_methods`)
     are named by the stage's label, with ``stage``, ``gan_augmented``,
     ``best_epoch`` and ``seconds``.
@@ -348,7 +351,7 @@ def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs
     bits = (bits,) if isinstance(bits, int) else tuple(bits)
     profile = get_profile(profile)
     ctx = _Context(recipe, splits, profile, None if runs_dir is None else Path(runs_dir),
-                   augment_fn, progress)
+                   augment_fn, progress, callback)
     for stage in recipe.stages:
         if stage.augment == "gan" and augment_fn is None:
             print(f"note: stage {stage.name!r} asks for GAN augmentation but no augment_fn "

@@ -6,7 +6,10 @@ Every experiment names its runs' folders under a ``runs_dir`` and calls
 built itself, e.g. a multi-head stage). Both go through the one loop,
 :func:`dfh_lib.engine.train.fit`, which resumes an interrupted run from its
 checkpoint, loads a finished one instead of retraining it, and refuses a
-folder that belongs to another run (config, data or loss settings).
+folder that belongs to another run (config, data or loss settings). Before
+training (not before loading) both print one line saying what they train
+and about how long it takes (:func:`dfh_lib.engine.cost.announce`): a
+chapter opened alone retrains the earlier chapters' runs it reuses.
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from ..engine.cost import announce
 from ..engine.encoding import binary_codes
-from ..engine.train import History, TrainConfig, fit, train_method
+from ..engine.train import History, TrainConfig, fit, method_config, train_method
 
 __all__ = ["Variant", "TrainedRun", "run_folder", "train_or_load", "fit_or_load"]
 
@@ -60,26 +64,30 @@ def run_folder(runs_dir, *names: str) -> Path | None:
 
 
 def train_or_load(spec, splits, bits: int, profile=None, runs_dir=None, *, run_dir=None,
-                  progress: bool = True, **overrides) -> TrainedRun:
+                  progress: bool = True, callback=None, **overrides) -> TrainedRun:
     """Train-or-load a registered method or :class:`Variant` at ``bits``.
 
     The folder is ``run_dir`` when given, else ``runs_dir/<label>-<bits>``
     (None: nothing saved). ``overrides`` change TrainConfig fields (e.g.
-    ``epochs``); the variant's ``loss_kwargs`` go to the loss.
+    ``epochs``); the variant's ``loss_kwargs`` go to the loss; ``callback``
+    goes to :func:`~dfh_lib.engine.train.fit` (called after every epoch).
     """
     variant = Variant.of(spec)
     run_dir = run_dir if run_dir is not None else run_folder(runs_dir, f"{variant.label}-{bits}")
     start = time.perf_counter()
+    announce(run_dir, method_config(variant.method, bits, profile, **overrides), splits)
     model, loss, history = train_method(variant.method, splits, bits, profile, run_dir=run_dir,
                                         loss_kwargs=variant.loss_kwargs, progress=progress,
-                                        **overrides)
+                                        callback=callback, **overrides)
     return TrainedRun(model, loss, history, time.perf_counter() - start, run_dir)
 
 
 def fit_or_load(model: torch.nn.Module, loss: torch.nn.Module, splits, config: TrainConfig,
-                run_dir=None, progress: bool = True) -> TrainedRun:
+                run_dir=None, progress: bool = True, callback=None) -> TrainedRun:
     """Train-or-load a model and loss an experiment built itself, in ``run_dir``."""
     start = time.perf_counter()
-    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
+    announce(run_dir, config, splits)
+    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
+                  callback=callback)
     return TrainedRun(model, loss, history, time.perf_counter() - start,
                       None if run_dir is None else Path(run_dir))

@@ -2,15 +2,20 @@
 
 ``DFH_DATASET`` (or the ``dataset`` argument) names it; by default the book
 uses LFW when a local copy exists and the embedded synthfaces otherwise, and
-says so. The active profile caps its size (``tiny`` runs in seconds).
+says so. On Colab (or anywhere with ``DFH_FETCH=1``) a missing LFW is first
+fetched into the data folder (``python -m dfh_lib fetch lfw``, ~230 MB, once);
+synthfaces remain the fallback when that fails (offline, checksum). The
+active profile caps its size (``tiny`` runs in seconds).
 """
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
-from ..core.data import available, load_dataset
+from ..core.data import available, data_dir, load_dataset
+from ..core.data.fetch import fetch_dataset
 from ..core.data.dataset import FaceDataset, RetrievalSplits, retrieval_protocol
 from ..core.profiles import get_profile
 
@@ -26,15 +31,43 @@ PROTOCOLS = {
 }
 
 
+def _auto_fetch_reason() -> str | None:
+    """Why a missing LFW may be downloaded now, or None (then never).
+
+    ``DFH_FETCH=1`` allows it anywhere, ``DFH_FETCH=0`` forbids it; unset,
+    only on Colab, which has internet and a fresh disk each session. Laptops,
+    CI and tests stay offline unless asked: a chapter never starts a 230 MB
+    download silently.
+    """
+    flag = os.environ.get("DFH_FETCH", "").strip().lower()
+    if flag in ("1", "true", "yes"):
+        return "DFH_FETCH=1"
+    if flag in ("0", "false", "no"):
+        return None
+    return "Colab runtime" if "google.colab" in sys.modules else None
+
+
 def _default_dataset_name(root) -> str:
     name = os.environ.get("DFH_DATASET") or None
     if name:
         return name
     if available("lfw", root=root):
         return "lfw"
-    print("No local LFW copy found (set DFH_DATA_DIR or run "
-          "`python data_scripts/prepare_lfw.py`): using the embedded synthfaces.")
-    return "synthfaces"
+    folder, reason = data_dir(root), _auto_fetch_reason()
+    if reason is None:
+        print(f"No local LFW copy in {folder} (fetch it with `python -m dfh_lib fetch lfw`, "
+              f"or set DFH_DATA_DIR): using the embedded synthfaces.")
+        return "synthfaces"
+    print(f"No local LFW copy in {folder}: fetching it ({reason}; ~230 MB, once; "
+          f"DFH_FETCH=0 skips this) ...")
+    try:
+        fetch_dataset("lfw", folder)
+    except Exception as exc:  # offline, HTTP error, checksum, disk: the chapter still runs
+        print(f"Fetching LFW failed ({type(exc).__name__}: {' '.join(str(exc).split())}): "
+              f"using the embedded synthfaces.")
+        return "synthfaces"
+    print(f"Using LFW, fetched into {folder}.")
+    return "lfw"
 
 
 def cap_dataset(dataset: FaceDataset, max_identities: int | None = None,
@@ -60,31 +93,43 @@ def cap_dataset(dataset: FaceDataset, max_identities: int | None = None,
                        sub.attributes, sub.attribute_names, sub.source_index)
 
 
-def book_dataset(profile=None, dataset: str | None = None, root=None) -> FaceDataset:
-    """The chapter's face dataset (``FaceDataset``), capped by the profile."""
+def book_dataset(profile=None, dataset: str | None = None, root=None,
+                 **load_kwargs) -> FaceDataset:
+    """The chapter's face dataset (``FaceDataset``), capped by the profile.
+
+    ``root`` is the data folder (default ``$DFH_DATA_DIR``); for
+    ``"image_folder"`` it is the ``<identity>/<image>`` folder itself, read at
+    the profile's ``image_size`` (photos of any size; the network input).
+    ``load_kwargs`` go to the dataset's loader (e.g. ``detect=True`` for
+    ``"image_folder"``: cut each photo to its face).
+    """
     profile = get_profile(profile)
     name = dataset or _default_dataset_name(root)
     if name == "synthfaces":
         faces = load_dataset("synthfaces", num_identities=profile.synth_identities,
                              images_per_identity=profile.synth_images_per_identity,
-                             size=profile.synth_size)
+                             size=profile.synth_size, **load_kwargs)
     elif name == "lfw":
-        faces = load_dataset("lfw", root=root, min_faces_per_person=profile.lfw_min_faces)
+        faces = load_dataset("lfw", root=root, min_faces_per_person=profile.lfw_min_faces,
+                             **load_kwargs)
+    elif name == "image_folder":
+        faces = load_dataset(name, root=root, size=profile.image_size, **load_kwargs)
     else:
-        faces = load_dataset(name, root=root)
+        faces = load_dataset(name, root=root, **load_kwargs)
     if not isinstance(faces, FaceDataset):
         raise ValueError(f"{name} comes with fixed splits: use book_splits()")
     return cap_dataset(faces, profile.max_identities, profile.max_images_per_identity)
 
 
 def book_splits(profile=None, dataset: str | None = None, root=None, seed: int = 0,
-                verbose: bool = True) -> RetrievalSplits:
-    """The chapter's retrieval splits (train / val_query / query / database)."""
+                verbose: bool = True, **load_kwargs) -> RetrievalSplits:
+    """The chapter's retrieval splits (train / val_query / query / database);
+    ``root`` and ``load_kwargs`` as in :func:`book_dataset`."""
     name = dataset or _default_dataset_name(root)
     if name in ("facescrub", "youtube_faces"):
-        splits = load_dataset(name, root=root)
+        splits = load_dataset(name, root=root, **load_kwargs)
     else:
-        faces = book_dataset(profile, name, root)
+        faces = book_dataset(profile, name, root, **load_kwargs)
         need = PROTOCOLS.get(name, PROTOCOLS["image_folder"])
         faces = faces.keep_identities(need["num_query"] + need["num_val"] + 1)
         splits = retrieval_protocol(faces, seed=seed, **need)

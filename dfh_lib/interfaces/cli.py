@@ -1,11 +1,18 @@
-"""Command line: ``python -m dfh_lib {info,train,baselines,reproduce,gan} ...``
+"""Command line: ``python -m dfh_lib {info,train,...,index,search} ...``
 (or ``dfh ...``). Each command imports what it needs when it runs, so
-``info`` stays fast."""
+``info`` stays fast. A bad argument or input (unknown method or dataset,
+missing data, unreadable image or checkpoint, ...) ends in one line
+``error: <message>`` on stderr and exit status 2; a bug keeps its traceback
+(``DFH_TRACEBACK=1`` shows it for every error)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
+
+from .fetch_cli import main_fetch
 
 
 def main_info(argv=None) -> None:
@@ -28,11 +35,47 @@ def main_info(argv=None) -> None:
             print(f"  {name:15s} {'present' if data.available(name) else 'missing'}")
 
 
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", default=None, help="the data folder (default: "
+                        "$DFH_DATA_DIR); with --dataset image_folder the folder of "
+                        "<identity>/<image> files itself (e.g. your own photos)")
+    parser.add_argument("--detect", action="store_true", help="with --dataset image_folder: "
+                        "cut each photo to its face (OpenCV; pip install opencv-python-"
+                        "headless); photos with no face or several are skipped")
+
+
+def _splits(parser: argparse.ArgumentParser, args, profile):
+    """The book's splits of ``--dataset`` read from ``--data-root``."""
+    from .book_data import book_splits
+
+    if args.detect and args.dataset != "image_folder":
+        parser.error("--detect works with --dataset image_folder only")
+    if args.dataset == "image_folder" and args.data_root is None:
+        parser.error("--dataset image_folder needs --data-root DIR (one sub-folder of "
+                     "images per identity)")
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
+    return book_splits(profile, args.dataset, args.data_root,
+                       **({"detect": True} if args.detect else {}))
+
+
+def _parse_bits(text: str) -> tuple[int, ...]:
+    """``"12,24"`` -> (12, 24); ValueError (one line) for anything else."""
+    try:
+        bits = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        bits = ()
+    if not bits or min(bits) < 1:
+        raise ValueError(f"--bits must be comma-separated positive integers such as 12,24; "
+                         f"got {text!r}")
+    return bits
+
+
 def main_train(argv=None):
     """``python -m dfh_lib train --method dpsh --dataset synthfaces --bits 12``."""
     from ..core.profiles import get_profile
     from ..engine.train import train_method
-    from .book_data import book_splits
+    from ..nn.losses.registry import LOSSES
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib train",
                                      description="Train one hashing method and report val mAP.")
@@ -44,9 +87,14 @@ def main_train(argv=None):
     parser.add_argument("--profile", default=None, help="tiny, cpu or gpu (default: $DFH_PROFILE)")
     parser.add_argument("--run-dir", default=None, help="checkpoint folder (resumable)")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile")
+    _add_data_options(parser)
     args = parser.parse_args(argv)
+    if args.method not in LOSSES:
+        raise ValueError(f"unknown method {args.method!r}; choose one of {sorted(LOSSES)}")
+    if args.bits < 1:
+        raise ValueError(f"--bits must be a positive integer; got {args.bits}")
     profile = get_profile(args.profile)
-    splits = book_splits(profile, args.dataset)
+    splits = _splits(parser, args, profile)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     _, _, history = train_method(args.method, splits, args.bits, profile, args.run_dir,
                                  **overrides)
@@ -74,7 +122,6 @@ def main_baselines(argv=None):
     ``<out>.png`` (mAP against bits) and prints the Markdown table."""
     from ..core.runtime import setup_notebook
     from ..experiments.baselines import DEEP_BASELINES, baselines
-    from .book_data import book_splits
     from .results import Provenance
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib baselines",
@@ -86,10 +133,11 @@ def main_baselines(argv=None):
     parser.add_argument("--methods", default=",".join(DEEP_BASELINES))
     parser.add_argument("--out", default=None, help="output path without suffix "
                         "(default: results/baselines-<dataset>-<profile>)")
+    _add_data_options(parser)
     args = parser.parse_args(argv)
+    bits = _parse_bits(args.bits)
     run = setup_notebook("baselines", args.profile)
-    splits = book_splits(run.profile, args.dataset)
-    bits = tuple(int(b) for b in args.bits.split(","))
+    splits = _splits(parser, args, run.profile)
     tag = f"{splits.train.name}-{run.profile.name}"
     result = baselines(splits, bits, run.profile, run.run_dir(tag),
                        tuple(args.methods.split(",")))
@@ -107,7 +155,6 @@ def main_reproduce(argv=None):
     from ..core.runtime import setup_notebook
     from ..experiments.baselines import DEEP_BASELINES
     from ..experiments.reproduce import REPRODUCE_PARTS, gan_augment_fn, reproduce
-    from .book_data import book_splits
     from .results import Provenance
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib reproduce",
@@ -137,11 +184,9 @@ def main_reproduce(argv=None):
                         help="train-or-load one part of the table in DIR instead, e.g. "
                         "baselines=runs/ch2/cpu-lfw (the book's chapter runs); parts: "
                         + ", ".join(REPRODUCE_PARTS) + "; repeatable")
+    _add_data_options(parser)
     args = parser.parse_args(argv)
-    try:
-        bits = tuple(int(b) for b in args.bits.split(","))
-    except ValueError:
-        parser.error(f"--bits must be comma-separated integers such as 12,24; got {args.bits!r}")
+    bits = _parse_bits(args.bits)
     reuse = {}
     for item in args.reuse:
         part, _, folder = item.partition("=")
@@ -151,7 +196,7 @@ def main_reproduce(argv=None):
         reuse[part] = Path(folder)
     run = setup_notebook("reproduce", args.profile, seed=args.seed)
     profile = run.profile.with_overrides(seed=args.seed)
-    splits = book_splits(profile, args.dataset)
+    splits = _splits(parser, args, profile)
     dataset = splits.train.name
     suffix = f"-seed{args.seed}" if args.seed else ""
     runs_dir = Path(args.runs_dir) if args.runs_dir else run.runs_dir
@@ -178,8 +223,39 @@ def main_gan(argv=None):
     return run(argv)
 
 
+def main_index(argv=None):
+    """``python -m dfh_lib index --run-dir RUN --images DIR --out FILE.npz``
+    (see :mod:`.search_cli`)."""
+    from .search_cli import main_index as run
+
+    return run(argv)
+
+
+def main_search(argv=None):
+    """``python -m dfh_lib search --index FILE.npz --image IMG`` (see :mod:`.search_cli`)."""
+    from .search_cli import main_search as run
+
+    return run(argv)
+
+
 COMMANDS = {"info": main_info, "train": main_train, "baselines": main_baselines,
-            "reproduce": main_reproduce, "gan": main_gan}
+            "reproduce": main_reproduce, "gan": main_gan, "fetch": main_fetch,
+            "index": main_index, "search": main_search}
+
+
+def _user_error(err: BaseException) -> bool:
+    """Whether ``err`` reports a bad argument or input (one line, exit 2)
+    rather than a bug (traceback)."""
+    from ..core.data import UnsafePickleError
+    from ..core.data.face_detect import MissingDependencyError
+
+    return isinstance(err, (ValueError, FileNotFoundError, NotADirectoryError,
+                            IsADirectoryError, PermissionError, UnsafePickleError,
+                            MissingDependencyError))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def main(argv=None) -> None:
@@ -191,6 +267,20 @@ def main(argv=None) -> None:
               "  baselines  train and evaluate the baselines; write the results table\n"
               "  reproduce  DFH-GANs (teacher, multi-layer KD, fine-tuning) + baselines; "
               "write the table\n"
-              "  gan        train the StarGAN face editor or the attribute classifier")
+              "  gan        train the StarGAN face editor or the attribute classifier\n"
+              "  fetch      download and verify a dataset (lfw, orl, celeba, facescrub, ...)\n"
+              "  index      encode a folder of photos with a trained run (a code file)\n"
+              "  search     rank an indexed folder by Hamming distance to a photo",
+              file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    COMMANDS[argv[0]](argv[1:])
+    try:  # a bad argument or input ends in one line; a bug keeps its traceback
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            COMMANDS[argv[0]](argv[1:])
+    except Exception as err:
+        if not _user_error(err) or os.environ.get("DFH_TRACEBACK"):
+            raise
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(2)

@@ -1,4 +1,6 @@
-"""ipywidgets explorers that also work in the static book.
+"""ipywidgets explorers: precomputed ones that also work in the static book,
+and live ones (:mod:`.live`, re-exported here) that train with a reader's
+own settings on a running kernel.
 
 A live callback needs a kernel; the rendered book has none. So an explorer
 renders one view per option up front (a figure or HTML) and links the
@@ -10,7 +12,11 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-__all__ = ["precomputed_explorer", "precomputed_grid", "precomputed_product"]
+from .live import (LiveExplorer, distillation_explorer, edit_explorer, hashing_explorer,
+                   quantizer_explorer)
+
+__all__ = ["precomputed_explorer", "precomputed_grid", "precomputed_product", "LiveExplorer",
+           "hashing_explorer", "quantizer_explorer", "distillation_explorer", "edit_explorer"]
 
 
 def _to_widget(view):

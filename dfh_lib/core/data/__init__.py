@@ -4,9 +4,9 @@ Every loader returns a :class:`FaceDataset` (images ``(N, H, W, 3)`` uint8,
 labels ``(N,)``), except the DDH releases (FaceScrub, YouTube Faces), which
 come with their own query/database split and return :class:`RetrievalSplits`.
 Data is read from :func:`data_dir`; caches go to :func:`cache_dir`. A missing
-dataset raises :class:`DatasetNotFoundError` naming the ``data_scripts/``
-command that fetches it; :func:`available` lets a chapter fall back to the
-generated ``synthfaces`` instead.
+dataset raises :class:`DatasetNotFoundError` naming the command that fetches
+it (``python -m dfh_lib fetch <name>``, see :mod:`.fetch`); :func:`available`
+lets a chapter fall back to the generated ``synthfaces`` instead.
 
 >>> from dfh_lib import data
 >>> faces = data.load_dataset("orl")                       # doctest: +SKIP

@@ -37,7 +37,7 @@ def cache_dir() -> Path:
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are missing; the message names the path looked for
-    and the ``data_scripts/`` command that fetches them."""
+    and the command that fetches them (``python -m dfh_lib fetch <name>``)."""
 
     def __init__(self, dataset: str, missing: str | os.PathLike, command: str):
         self.dataset, self.missing, self.command = dataset, Path(missing), command
@@ -53,9 +53,13 @@ class DatasetNotFoundError(FileNotFoundError):
 
 def prepare_command(script: str, root: str | os.PathLike | None = None,
                     extra: str = "") -> str:
-    """The shell command that runs ``data_scripts/<script>`` for ``data_dir(root)``."""
-    command = f"python data_scripts/{script} --data-dir {data_dir(root)}"
-    return f"{command} {extra}".rstrip()
+    """The shell command that fetches the dataset of ``data_scripts/<script>``
+    into ``data_dir(root)``: ``python -m dfh_lib fetch <name>`` (works from
+    the installed package), then the script for a git clone."""
+    name = script.removeprefix("prepare_").removesuffix(".py").removesuffix("_subset")
+    options = f"--data-dir {data_dir(root)} {extra}".rstrip()
+    return (f"python -m dfh_lib fetch {name} {options}\n"
+            f"    (in a git clone also: python data_scripts/{script} {options})")
 
 
 def require_paths(paths: Iterable[Path], dataset: str, command: str) -> None:
