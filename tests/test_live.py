@@ -31,6 +31,7 @@ def _set(explorer, **values):
 
 def test_run_button_trains_and_fills_the_table(splits, tiny, tmp_path):
     explorer = live.hashing_explorer(splits, tiny, tmp_path, background=False)
+    assert explorer.plot.layout.display == "none"  # no empty (broken) image before a run
     _set(explorer, method="dfh", bits=12, epochs=2, sign_weight=0.5)
     explorer.run_button.click()
     assert explorer.error is None, explorer.error
@@ -38,6 +39,7 @@ def test_run_button_trains_and_fills_the_table(splits, tiny, tmp_path):
     assert row["method"] == "dfh" and row["bits"] == 12 and row["epochs_run"] == 2
     assert 0 < row["mAP"] <= 1 and explorer.progress.value == 2
     assert explorer.plot.value[:4] == b"\x89PNG" and "<table" in explorer.table.value
+    assert explorer.plot.layout.display is None  # shown once there is a plot
     folders = list(tmp_path.iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("live-dfh-")
     explorer.run_button.click()  # the same settings: loaded, same codes
@@ -105,3 +107,4 @@ def test_edit_explorer_applies_the_strength(tiny):
     row = explorer.rows[0]
     assert row["strength"] == 0.5 and 0 <= row["changed_pixels"] <= 1
     assert explorer.plot.value[:4] == b"\x89PNG"
+    assert explorer.progress.layout.display == "none"  # an edit has no epochs

@@ -145,9 +145,13 @@ class LiveExplorer:
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
         self.progress = w.IntProgress(value=0, min=0, max=1, description="epochs")
+        if total is None:  # a job without epochs (an edit): no progress bar
+            self.progress.layout.display = "none"
         self.status = w.HTML("Choose settings and press Run (needs a running kernel: "
                              "Jupyter or Colab).")
-        self.plot = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        # hidden until there is a plot (an empty image shows as a broken one)
+        self.plot = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto",
+                                                          display="none"))
         self.table = w.HTML()
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
@@ -199,6 +203,8 @@ class LiveExplorer:
         elif update is not None:
             self.progress.value = min(len(update), self.progress.max)
             self.plot.value = _history_png(update, str(self.settings))
+        if self.plot.value:
+            self.plot.layout.display = None
         return self._stop.is_set()
 
     def _run(self, settings: dict) -> None:
