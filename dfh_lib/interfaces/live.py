@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..core.data.dataset import FaceDataset
+from ..core.metrics import evaluate_retrieval
 from ..core.profiles import Profile, get_profile
 from ..engine.editing import attribute_matrix, edit, framing_for, predict_attributes
 from ..engine.train import History
@@ -224,8 +226,6 @@ class LiveExplorer:
 
 
 def _rows_html(rows: list[dict]) -> str:
-    import pandas as pd
-
     frame = pd.DataFrame(rows)
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}")
 
@@ -250,8 +250,6 @@ def _hashing_job(splits, profile, runs_dir, method_and_kwargs: Callable[[dict], 
 
 
 def _query_metrics(run, splits) -> dict:
-    from ..core.metrics import evaluate_retrieval
-
     return evaluate_retrieval(run.codes(splits.query), run.codes(splits.database),
                               splits.query.labels, splits.database.labels)
 
