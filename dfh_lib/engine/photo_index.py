@@ -18,12 +18,12 @@ import torch
 from ..core.code_file import CodeFile
 from ..core.data.image_folder import find_images, read_face, read_faces, read_image
 from .encoding import binary_codes
-from .run_model import TrainedRun
+from .run_model import LoadedRun
 
 __all__ = ["photo_codes", "index_photos", "search_photo"]
 
 
-def _codes(run: TrainedRun, images: list[np.ndarray]) -> torch.Tensor:
+def _codes(run: LoadedRun, images: list[np.ndarray]) -> torch.Tensor:
     """±1 codes (N, bits) of (H, W, 3) uint8 images already at the network's size."""
     if not images:
         return torch.empty(0, run.config.bits, dtype=torch.int8)
@@ -31,7 +31,7 @@ def _codes(run: TrainedRun, images: list[np.ndarray]) -> torch.Tensor:
     return binary_codes(run.model, batch)
 
 
-def photo_codes(run: TrainedRun, paths, detect: bool = False, largest: bool = False,
+def photo_codes(run: LoadedRun, paths, detect: bool = False, largest: bool = False,
                 root: str | os.PathLike | None = None
                 ) -> tuple[torch.Tensor, list[Path], dict[Path, str]]:
     """±1 codes ``(N, bits)`` of the image files ``paths`` (relative to ``root``).
@@ -50,7 +50,7 @@ def photo_codes(run: TrainedRun, paths, detect: bool = False, largest: bool = Fa
     return _codes(run, images), paths, {}
 
 
-def index_photos(run: TrainedRun, root: str | os.PathLike, detect: bool = False,
+def index_photos(run: LoadedRun, root: str | os.PathLike, detect: bool = False,
                  largest: bool = False) -> tuple[CodeFile, dict[Path, str]]:
     """The codes of every image under ``root`` (recursively, sorted paths)
     and the photos left out (see :func:`photo_codes`).
@@ -69,7 +69,7 @@ def index_photos(run: TrainedRun, root: str | os.PathLike, detect: bool = False,
     return code_file, rejected
 
 
-def search_photo(code_file: CodeFile, run: TrainedRun, image: str | os.PathLike, k: int = 10,
+def search_photo(code_file: CodeFile, run: LoadedRun, image: str | os.PathLike, k: int = 10,
                  detect: bool = False, largest: bool = False) -> list[tuple[str, int]]:
     """The ``k`` paths of ``code_file`` nearest to the photo ``image`` in
     Hamming distance, with the distances (ties in path order).

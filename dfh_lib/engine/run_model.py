@@ -18,16 +18,14 @@ from pathlib import Path
 import torch
 
 from ..core.runtime import get_device
-from ..nn.losses.registry import METHOD_DEFAULTS
-from ..nn.models import build_model
 from . import checkpoint
-from .train import BEST, CHECKPOINT, TrainConfig
+from .train import BEST, CHECKPOINT, TrainConfig, build_method_model
 
-__all__ = ["TrainedRun", "load_trained"]
+__all__ = ["LoadedRun", "load_trained"]
 
 
 @dataclass(frozen=True)
-class TrainedRun:
+class LoadedRun:
     """A run's network with its best weights (eval mode) and where they came from."""
 
     model: torch.nn.Module
@@ -56,7 +54,7 @@ def _best_weights(run_dir: Path, state: dict) -> tuple[dict, int]:
     return state["best"]["model"], (-max(scored)[1] if scored else int(state["epoch"]))
 
 
-def load_trained(run_dir: str | os.PathLike, device=None) -> TrainedRun:
+def load_trained(run_dir: str | os.PathLike, device=None) -> LoadedRun:
     """The best network of the run in ``run_dir``, in eval mode on ``device``
     (None = ``$DFH_DEVICE``, else the best available).
 
@@ -77,10 +75,7 @@ def load_trained(run_dir: str | os.PathLike, device=None) -> TrainedRun:
         raise ValueError(f"{path} is not a hash-network run of python -m dfh_lib train "
                          f"(its config does not fit TrainConfig: {err})") from err
     weights, epoch = _best_weights(run_dir, state)
-    model_kwargs = {k: v for k, v in METHOD_DEFAULTS.get(config.method, {}).items()
-                    if k != "network"}
-    model = build_model(config.network, config.bits, image_size=config.image_size,
-                        **model_kwargs)
+    model = build_method_model(config)
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
@@ -89,4 +84,4 @@ def load_trained(run_dir: str | os.PathLike, device=None) -> TrainedRun:
                          f"for {config.method!r} ({first}); was the run trained with "
                          f"python -m dfh_lib train?") from err
     model.to(get_device(device)).eval()
-    return TrainedRun(model, config, str(state["fingerprint"]), epoch, run_dir)
+    return LoadedRun(model, config, str(state["fingerprint"]), epoch, run_dir)

@@ -529,15 +529,29 @@ def _postfix(history: History) -> dict:
 # convenience for chapters and the command line
 # ----------------------------------------------------------------------------
 
+def default_network(method: str, profile: Profile | str | None = None) -> str:
+    """The network a method trains by default: the one its paper prescribes
+    (``METHOD_DEFAULTS[method]["network"]``, e.g. DDH's), else the profile's."""
+    return METHOD_DEFAULTS.get(method, {}).get("network") or get_profile(profile).network
+
+
 def method_config(method: str, bits: int, profile: Profile | str | None = None,
                   **overrides) -> TrainConfig:
     """The config :func:`train_method` trains ``method`` at ``bits`` with: the
     profile's loop settings changed by ``overrides``; the network is
     ``overrides["network"]``, else the method's default in
     :data:`dfh_lib.nn.losses.METHOD_DEFAULTS`, else the profile's."""
-    default = METHOD_DEFAULTS.get(method, {}).get("network") or get_profile(profile).network
-    overrides.setdefault("network", default)
+    overrides.setdefault("network", default_network(method, profile))
     return TrainConfig.from_profile(profile, method=method, bits=bits, **overrides)
+
+
+def build_method_model(config: TrainConfig) -> torch.nn.Module:
+    """The network of ``config``: ``config.network`` with what ``config.method``
+    needs from it (``METHOD_DEFAULTS``, e.g. its activation)."""
+    model_kwargs = {k: v for k, v in METHOD_DEFAULTS.get(config.method, {}).items()
+                    if k != "network"}
+    return build_model(config.network, config.bits, image_size=config.image_size,
+                       **model_kwargs)
 
 
 def train_method(method: str, splits: RetrievalSplits, bits: int,
@@ -550,10 +564,9 @@ def train_method(method: str, splits: RetrievalSplits, bits: int,
     built after seeding with ``config.seed``, so its initialisation is
     reproducible too. Returns ``(model, loss, history)``.
     """
-    model_kwargs = {k: v for k, v in METHOD_DEFAULTS.get(method, {}).items() if k != "network"}
     config = method_config(method, bits, profile, **overrides)
     seed_everything(config.seed, config.deterministic)
-    model = build_model(config.network, bits, image_size=config.image_size, **model_kwargs)
+    model = build_method_model(config)
     loss = build_loss(method, bits, splits.train.num_identities, **(loss_kwargs or {}))
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
                   callback=callback)

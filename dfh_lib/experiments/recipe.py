@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
 from ..engine.teacher import TEACHER_NETWORK, Teacher, fit_teacher, load_teacher
-from ..engine.train import TrainConfig
+from ..engine.train import TrainConfig, default_network
 from ..nn.losses.base import HashLoss
 from ..nn.losses.distillation import DistillationLoss, MultiHeadLoss
 from ..nn.losses.registry import LOSSES, METHOD_DEFAULTS, has_method
@@ -311,8 +311,8 @@ def _stage_loss(stage: Stage, bits: int, splits, heads, teacher: Teacher | None)
 def _run_hash_stage(stage: Stage, bits: int, ctx: _Context) -> TrainedRun:
     """Build, initialise and train-or-load one hash stage."""
     splits = ctx.splits_for(stage)
-    model_kwargs = dict(METHOD_DEFAULTS.get(stage.method, {}))
-    network = stage.network or model_kwargs.pop("network", None) or ctx.profile.network
+    model_kwargs = METHOD_DEFAULTS.get(stage.method, {})
+    network = stage.network or default_network(stage.method, ctx.profile)
     config = _stage_config(stage, bits, network, ctx.profile)
     run_dir = ctx.run_dir(stage, bits)
     if run_dir is not None:
