@@ -200,6 +200,21 @@ def test_init_from_copies_weights_and_gan_stage_gets_augmented_data(splits, tiny
     assert [r["gan_augmented"] for r in result.rows] == [False, True]
 
 
+def test_a_stage_that_does_not_improve_validation_is_not_kept(splits, tiny, tmp_path,
+                                                                monkeypatch):
+    def fake_fit(model, loss, data, config, run_dir=None, **kwargs):  # "trains" to mAP -1
+        return train_module.History(records=[{"epoch": 1, "val_mAP": -1.0}])
+
+    monkeypatch.setattr(runs_module, "fit", fake_fit)
+    recipe = Recipe((Stage("a", heads=HEADS), Stage("b", heads=HEADS, init_from="a")))
+    result = run_recipe(recipe, splits, 12, tiny, tmp_path, progress=False)
+    first, second = result.rows
+    assert first["kept"] and first["val_before"] is None
+    assert not second["kept"] and second["val_after"] == -1.0 and 0 < second["val_before"] <= 1
+    assert result.models[("b", 12)] is not result.models[("a", 12)]  # trained, reported
+    assert second["mAP"] == first["mAP"]  # the row shows what goes on: stage a's model
+
+
 def test_ablation_rows_in_order(splits, tiny):
     result = distill.ablation(splits, (12,), tiny, heads=HEADS, progress=False)
     assert [r["method"] for r in result.rows] == list(distill.ABLATION)
@@ -353,15 +368,16 @@ def test_reproduce_runs_the_gpu_profile_settings_on_cpu(splits, tmp_path):
     """The gpu profile's networks (ResNet-18 student heads, ResNet-50 teacher),
     64 px inputs, loader workers and amp flag go through every part of
     ``reproduce``; only the sizes are cut (CPU, one epoch, 12 bits)."""
-    gpu = get_profile("gpu").with_overrides(epochs=1, eval_every=1, batch_size=16)
+    gpu = get_profile("gpu").with_overrides(epochs=1, eval_every=1, batch_size=16,
+                                            backbone_steps=2)
     doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
     made = distill.reproduce(splits, (12,), gpu, tmp_path, ("dpsh",), doubled, progress=False)
     rows = {r["method"]: r for r in made.rows}
     assert {"dpsh", "dfh", "dfhq", "DFH multi-layer + KD", "DFH-GANs"} <= set(rows)
     assert all(0 < r["mAP"] <= 1 for r in made.rows)
     configs = [h.config for h in made.histories.values()]
-    assert configs and all(c["network"] in ("resnet18", "resnet50") and c["amp"]
-                           and list(c["image_size"]) == [64, 64] for c in configs)
+    assert configs and all(c["network"] in ("resnet18", "resnet50", "face_embedding_ft")
+                           and c["amp"] and list(c["image_size"]) == [64, 48] for c in configs)
     student = made.models[("finetune-gan", 12)]
-    assert student.backbone.arch == "resnet18" and student.image_size == (64, 64)
+    assert student.backbone.arch == "resnet18" and student.image_size == (64, 48)
     assert next(iter(made.teachers.values())).model.arch == "resnet50"

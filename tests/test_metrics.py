@@ -154,17 +154,79 @@ def test_map_at_k_matches_naive_loop(bits, num_labels, pool, topk):
     assert got == pytest.approx(expected, abs=1e-12)
 
 
-def test_counting_and_sorting_paths_agree_on_heavy_ties():
-    query, db, q_labels, db_labels = _random_case(12, 3, num_db=300, pool=8)
-    dist = hamming_distance(query, db).float()
-    rel = torch.as_tensor(q_labels[:, None] == db_labels[None, :])
-    scratch = metrics._Scratch(len(dist), dist.shape[1], 12, dist.device)
-    counted = metrics._ranks_by_counting(dist, rel, scratch, rel.sum(1), 13)
-    sorted_ = metrics._ranks_by_sort(dist, rel)
-    def as_set(ranks):
-        return sorted(zip(*(t.tolist() for t in ranks)))
+def _tie_aware_ap_by_groups(dist_row, relevant):
+    """Expected AP over random orders within ties, summed rank by rank: rank
+    n+i of a tie group (c items, r relevant, after n items of which R are
+    relevant) is relevant with probability r/c and then holds on average
+    R + 1 + (i-1)(r-1)/(c-1) relevant items so far."""
+    total, n, before = 0.0, 0, 0
+    for d in np.unique(dist_row):
+        group = dist_row == d
+        c, r = int(group.sum()), int(relevant[group].sum())
+        for i in range(1, c + 1):
+            hits = before + 1 + ((i - 1) * (r - 1) / (c - 1) if c > 1 else 0)
+            total += r / c * hits / (n + i)
+        n, before = n + c, before + r
+    return total / max(relevant.sum(), 1)
 
-    assert as_set(counted) == as_set(sorted_)
+
+def _evaluate_by_stable_sort(query, db, q_labels, db_labels, ks, radius, accuracy_ks):
+    """Every key of evaluate_retrieval by its definition: one full stable
+    sort (distance, then database index) per query, in plain numpy loops."""
+    dist = _naive_distances(query, db)
+    relevant = (q_labels[:, None] == db_labels[None, :] if q_labels.ndim == 1
+                else q_labels @ db_labels.T > 0)
+    rows = [(relevant[i][_stable_order(dist[i])], dist[i], relevant[i])
+            for i in range(len(query))]
+    within = [(d <= radius, rel) for _, d, rel in rows]
+    result = {
+        "mAP": np.mean([_naive_ap_at_k(rel_sorted, len(db)) for rel_sorted, _, _ in rows]),
+        "mAP_tie_aware": np.mean([_tie_aware_ap_by_groups(d, rel) for _, d, rel in rows]),
+        f"P@H<={radius}": np.mean([(w & rel).sum() / max(w.sum(), 1) for w, rel in within]),
+        f"R@H<={radius}": np.mean([(w & rel).sum() / max(rel.sum(), 1) for w, rel in within])}
+    result.update({f"P@{k}": np.mean([r[0][:k].mean() for r in rows]) for k in ks})
+    result.update({f"top{k}": np.mean([r[0][:k].any() for r in rows]) for k in accuracy_ks})
+    return result
+
+
+@pytest.mark.parametrize("bits", [12, 24, 48, 64])
+@pytest.mark.parametrize("num_labels, pool, rows_per_chunk", [
+    (3, 7, 7), (40, 25, 4), (400, None, 30)])
+@pytest.mark.parametrize("popcount", [True, False])
+def test_fast_scan_matches_the_stable_sort_definition(monkeypatch, bits, num_labels, pool,
+                                                      rows_per_chunk, popcount):
+    # a database size that splits into uneven blocks, chunks of 7 or 4 queries
+    # (uneven too); pool: codes drawn from a few distinct ones, so heavy ties
+    query, db, q_labels, db_labels = _random_case(bits, num_labels, num_db=301, pool=pool,
+                                                  seed=bits)
+    query[:5] = db[:5]  # distance-0 matches, so P@H<=2 is not always 0
+    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS", rows_per_chunk * 301 + 1)
+    monkeypatch.setattr(metrics, "_USE_POPCOUNT", popcount and metrics._USE_POPCOUNT)
+    options = dict(ks=(1, 10, 57), radius=2, accuracy_ks=(1, 5, 301))
+    got = evaluate_retrieval(query, db, q_labels, db_labels, **options)
+    expected = _evaluate_by_stable_sort(query, db, q_labels, db_labels, **options)
+    assert got.keys() == expected.keys()
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_fast_scan_matches_the_definition_for_multi_label_relevance(monkeypatch):
+    rng = np.random.default_rng(7)
+    query, db, _, _ = _random_case(24, 2, num_db=301, pool=30, seed=7)
+    q_labels, db_labels = rng.integers(0, 2, (len(query), 5)), rng.integers(0, 2, (301, 5))
+    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS", 6 * 301 + 1)
+    options = dict(ks=(10, 50), radius=3, accuracy_ks=(1, 5))
+    got = evaluate_retrieval(query, db, q_labels, db_labels, **options)
+    expected = _evaluate_by_stable_sort(query, db, q_labels, db_labels, **options)
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("bits", [12, 64])
+def test_popcount_and_matmul_distances_give_identical_numbers(monkeypatch, bits):
+    args = _random_case(bits, 20, num_db=500, pool=40, seed=2)
+    fast = evaluate_retrieval(*args)
+    monkeypatch.setattr(metrics, "_USE_POPCOUNT", False)
+    assert evaluate_retrieval(*args) == fast
+    assert hamming_distance(*args[:2]).tolist() == _naive_distances(*args[:2]).tolist()
 
 
 def test_hamming_distance_matches_popcount_loop():

@@ -133,7 +133,8 @@ def test_build_model_rejects_bad_arguments():
         build_model("ddh", 12, image_size=(32,))
     with pytest.raises(ValueError, match="at least 24x24"):
         DDHNet(12, image_size=16)
-    assert set(MODEL_NAMES) == {"ddh", "small_resnet", "resnet18", "resnet50"}
+    assert set(MODEL_NAMES) == {"ddh", "small_resnet", "resnet18", "resnet50",
+                                "face_embedding", "face_embedding_ft"}
 
 
 def test_bad_images_raise_clear_errors():
@@ -190,3 +191,60 @@ def test_small_blocks():
     assert {"mean", "std"} <= set(norm.state_dict())
     assert norm(norm.mean.expand(1, 3, 2, 2)).abs().max() == 0
     assert "normalize.mean" in SmallResNet(12).state_dict()
+
+
+# ---------------------------------------------------------------- the face embedding network
+
+
+@pytest.fixture
+def backbone(tmp_path):
+    """A face embedding file as shared_backbone writes it (random weights)."""
+    from dfh_lib.nn.models import SmallResNet
+
+    torch.manual_seed(0)
+    trunk = SmallResNet(16, (64, 48), activation=None, widths=(4, 8, 8, 16)).eval()
+    path = tmp_path / "embedding.pt"
+    torch.save({"format": "dfh_lib.face_embedding/1", "dim": 16, "image_size": [64, 48],
+                "widths": [4, 8, 8, 16], "model": trunk.state_dict()}, path)
+    return path
+
+
+def test_face_embedding_head_trains_on_precomputed_views_and_matches_images(backbone):
+    from dfh_lib.nn.models import EmbeddingHashNet
+
+    model = build_model("face_embedding", 12, image_size=(64, 48), backbone=backbone).eval()
+    assert isinstance(model, EmbeddingHashNet) and not model.fine_tune
+    assert all(not p.requires_grad for p in model.trunk.parameters())
+    assert not any(k.startswith("trunk") for k in model.state_dict() if k != "trunk_id")
+    images = (torch.rand(5, 3, 64, 48) * 255).to(torch.uint8)
+    views = model.precompute_inputs(images, training=True)
+    assert views.shape == (5, model.views, 16)
+    # view 0 is the image itself: precomputed and direct codes agree in eval mode
+    torch.testing.assert_close(model(views), model(images.float() / 255), atol=1e-5, rtol=1e-4)
+    assert model.precompute_inputs(images, training=False).shape == (5, 1, 16)
+    model.train()
+    assert not model.trunk.training  # frozen: BatchNorm statistics stay
+    tuned = build_model("face_embedding_ft", 12, image_size=(64, 48), backbone=backbone)
+    assert all(p.requires_grad for p in tuned.trunk.parameters())
+
+
+def test_face_embedding_rejects_wrong_sizes_files_and_backbones(backbone, tmp_path):
+    from dfh_lib.nn.models import load_face_embedding
+
+    with pytest.raises(ValueError, match="takes"):
+        build_model("face_embedding", 12, image_size=(32, 32), backbone=backbone)
+    with pytest.raises(ValueError, match="needs backbone="):
+        build_model("face_embedding", 12, image_size=(64, 48))
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something else"}, bad)
+    with pytest.raises(ValueError, match="not a face embedding file"):
+        load_face_embedding(bad)
+    with pytest.raises(FileNotFoundError, match="no face embedding network"):
+        load_face_embedding(tmp_path / "missing.pt")
+    # a head saved on one backbone refuses to load on another
+    head = build_model("face_embedding", 12, image_size=(64, 48), backbone=backbone)
+    state = head.state_dict()
+    state["trunk_id"] = state["trunk_id"] + 1
+    with pytest.raises(ValueError, match="another face embedding network"):
+        build_model("face_embedding", 12, image_size=(64, 48), backbone=backbone
+                    ).load_state_dict(state)

@@ -196,7 +196,7 @@ def tiny_splits():
 def tiny_model(tiny_splits):
     from dfh_lib.engine.train import train_method
 
-    model, _, history = train_method("dfhq", tiny_splits, 12, "tiny", epochs=1,
+    model, _, history = train_method("dfhq", tiny_splits, 12, "tiny", epochs=1, network="ddh",
                                      progress=False, loss_kwargs={"quantization": "l1"})
     return model, history
 

@@ -84,9 +84,10 @@ def test_reference_runs_ship_with_the_library():
     for name in REFERENCE_RUNS:
         df = load_reference_run(name)
         assert len(df) > 0 and df.attrs["reference"]["command"]
-    search = load_reference_run("tune_dfh_cpu-lfw")
-    assert {"bits", "val_mAP", "params", "round"} <= set(search.columns)
+    search = load_reference_run("tuning-cpu-lfw")
+    assert {"method", "bits", "lr", "loss_kwargs", "val_mAP", "converged"} <= set(search.columns)
     assert search["val_mAP"].between(0, 1).all()
+    assert set(search.groupby(["method", "bits"]).size()) == {6}  # the same budget for all
     with pytest.raises(ValueError, match="unknown reference run"):
         load_reference_run("nope")
 

@@ -16,7 +16,8 @@ from dfh_lib.nn.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = get_profile("tiny")  # 2 epochs, validation after every epoch
+# 2 epochs, validation after every epoch; the DDH network, whose cost the shipped table holds
+TINY = get_profile("tiny").with_overrides(network="ddh", image_size=(32, 32))
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +92,7 @@ def test_estimate_seconds_from_the_shipped_table(splits):
     assert {"hardware", "threads", "torch", "date"} <= set(table["measured"]["cpu"])
     assert {(e["network"], e["device"]) for e in table["entries"]} >= {
         ("ddh", "cpu"), ("small_resnet", "cpu"), ("resnet18", "cpu")}
-    config = method_config("dfh", 12, "cpu")  # ddh 32×32, 30 epochs
+    config = method_config("dfh", 12, "cpu", network="ddh", image_size=(32, 32), epochs=30)
     seconds = estimate_seconds(config, 2713, 124, "cpu")
     assert seconds > 0
     assert 0 < estimate_seconds(config, 2713, 124, "cpu", done_epochs=12) < seconds

@@ -118,8 +118,8 @@ def load(path):
 def test_config_from_profile_takes_loop_settings_and_overrides():
     config = TrainConfig.from_profile("tiny", method="dpsh", bits=12, lr=5e-4)
     loop = (config.epochs, config.batch_size, config.eval_every, config.network)
-    assert loop == (2, 64, 1, "ddh")
-    assert (config.lr, config.image_size, config.schedule, config.augment) == (5e-4, (32, 32),
+    assert loop == (2, 64, 1, "face_embedding")
+    assert (config.lr, config.image_size, config.schedule, config.augment) == (5e-4, (64, 48),
                                                                                "cosine", False)
     with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['lrr'\]"):
         TrainConfig.from_profile("tiny", method="dpsh", bits=12, lrr=1)
@@ -199,7 +199,7 @@ def test_validation_is_val_query_against_train_never_query(splits, monkeypatch):
         seen.append((len(q_codes), len(d_codes)))
         return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
 
-    monkeypatch.setattr(encoding, "evaluate_retrieval", spy)
+    monkeypatch.setattr(train_module, "evaluate_retrieval", spy)
     history = fit(new_model(), CentreLoss(), splits, make_config(eval_every=2), progress=False)
     # evaluated at epoch 2 (eval_every) and 3 (the last), not at epoch 1
     assert seen == [(len(splits.val_query), len(splits.train))] * 2
@@ -478,7 +478,7 @@ def test_train_method_builds_and_trains(splits, tmp_path):
     pytest.importorskip("dfh_lib.nn.models")
     pytest.importorskip("dfh_lib.nn.losses")
     model, loss, history = train_module.train_method(
-        "dpsh", splits, 12, "tiny", run_dir=tmp_path, progress=False, epochs=1)
+        "dpsh", splits, 12, "tiny", run_dir=tmp_path, progress=False, epochs=1, network="ddh")
     assert model.bits == 12 and len(history) == 1 and history.config["method"] == "dpsh"
     assert (tmp_path / CHECKPOINT).exists() and (tmp_path / BEST).exists()
     assert type(loss).__name__ == "DPSHLoss"

@@ -16,13 +16,19 @@ Conventions shared by every function here:
   torch tensors on the device of ``db_codes``.
 
 Queries are processed in chunks, so memory stays bounded for any database
-size. Distances are integers 0..bits, so most metrics only need per-query
-counts per distance value instead of a sort of the database.
+size. Distances are integers 0..bits (one byte each; on the CPU a popcount of
+XOR-ed 64-bit words), so no metric sorts the database: counts per distance
+value give the radius metrics and the tie-aware mAP, and the stable rank of a
+relevant item is the number of items closer to the query plus the number at
+the same distance before it in the database (see :class:`_Scan`). With
+integer labels the relevant items of a query are read off the database
+grouped by label, so the work beyond the distances grows with the number of
+relevant items, not with the database.
 """
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable, Sequence
+import math
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -34,11 +40,9 @@ __all__ = ["binarize", "check_codes", "hamming_distance", "hamming_ranking",
 # Query x database entries per chunk: temporaries stay a few MiB, so the
 # allocator reuses them instead of mapping fresh pages for every chunk
 _CHUNK_ELEMENTS = 1 << 21
-# The counting path of the stable ranks needs a (relevant + 1, bits + 1)
-# histogram per query; past this multiple of the chunk size, sorting is cheaper
-_COUNTING_MAX_RATIO = 4
 _MAX_EXACT = 1 << 24  # float32 holds every integer up to here
-_MAX_INT32 = (1 << 31) - 1
+_MAX_TABLE_BLOCK = 2048  # blocks up to this size use a (block, block) mask table
+_USE_POPCOUNT = hasattr(np, "bitwise_count")  # numpy >= 2.0
 
 
 # --------------------------------------------------------------------------
@@ -129,49 +133,69 @@ def _check_k(k, name: str, low: int = 1, high: int | None = None) -> int:
     return int(k)
 
 
-class _Scratch:
-    """Reusable (rows, N) buffers for the temporaries of the chunk loop.
+# --------------------------------------------------------------------------
+# distances of query chunks, as small integers
+# --------------------------------------------------------------------------
 
-    A fresh multi-MiB tensor per chunk costs more in page faults than the
-    arithmetic done on it, so chunks write into these buffers instead.
+def _pack_words(codes: torch.Tensor) -> np.ndarray:
+    """(N, bits <= 64) ±1 codes -> (N,) uint64, bit i set where entry i is +1."""
+    packed = np.packbits(codes.cpu().numpy() > 0, axis=1, bitorder="little")
+    words = np.zeros((len(packed), 8), np.uint8)
+    words[:, :packed.shape[1]] = packed
+    return words.view(np.uint64).ravel()
+
+
+class _Distances:
+    """Hamming distances from chunks of queries to one database.
+
+    On the CPU, codes of at most 64 bits become one uint64 word each and
+    ``d = popcount(q XOR x)`` (numpy >= 2): one byte written per pair.
+    Elsewhere (GPU, longer codes, older numpy) ``d = (bits - q . x) / 2`` by
+    a float32 matmul, exact below 2**24. Distances are uint8 up to 254 bits,
+    else int32.
     """
 
-    def __init__(self, rows: int, cols: int, bits: int, device: torch.device):
-        self.shape, self.device, self._buffers = (rows, cols), device, {}
-        exact32 = cols * (bits + 1) <= _MAX_EXACT
-        self.positions = torch.arange(cols, dtype=torch.float32 if exact32 else torch.float64,
-                                      device=device)
+    def __init__(self, query: torch.Tensor, db: torch.Tensor):
+        self.bits, self.num_db = db.shape[1], len(db)
+        self.dtype = torch.uint8 if self.bits < 255 else torch.int32
+        self.popcount = _USE_POPCOUNT and db.device.type == "cpu" and self.bits <= 64
+        if self.popcount:
+            self.query, self.db = _pack_words(query), _pack_words(db)
+        else:
+            self.query, self.db = query, db
+        self._scratch = None  # (rows, Ndb) uint64 XORs or float32 products
 
-    def __call__(self, name: str, dtype: torch.dtype, rows: int) -> torch.Tensor:
-        if name not in self._buffers:
-            self._buffers[name] = torch.empty(self.shape, dtype=dtype, device=self.device)
-        return self._buffers[name][:rows]
-
-
-def _chunk_rows(num_queries: int, num_db: int, bits: int) -> int:
-    # rows * (bits + 1) <= _CHUNK_ELEMENTS too, so the per-chunk histogram
-    # keys row * (bits + 1) + distance fit in int32
-    return max(1, min(num_queries, _CHUNK_ELEMENTS // max(num_db, bits + 1)))
-
-
-def _distances(query: torch.Tensor, db: torch.Tensor, scratch: _Scratch) -> torch.Tensor:
-    """Hamming distances ``(bits - q . d) / 2`` of ±1 codes, one fused matmul.
-
-    Shapes: query (Q, bits), db (N, bits) float32 -> (Q, N) float32 holding
-    exact integers 0..bits (sums of ±1 products are exact below 2**24).
-    """
-    half_bits = torch.tensor(db.shape[1] / 2, device=db.device)
-    out = scratch("dist", torch.float32, len(query))
-    return torch.addmm(half_bits, query, db.T, alpha=-0.5, out=out)
+    def __call__(self, rows: slice, out: torch.Tensor) -> torch.Tensor:
+        """Write the distances of ``query[rows]`` into ``out``: (Q, Ndb)."""
+        query = self.query[rows]
+        if self._scratch is None:  # the first chunk is the largest
+            self._scratch = (np.empty((len(query), self.num_db), np.uint64) if self.popcount
+                             else torch.empty(len(query), self.num_db, device=out.device))
+        scratch = self._scratch[:len(query)]
+        if self.popcount:
+            xor = np.bitwise_xor(query[:, None], self.db[None, :], out=scratch)
+            np.bitwise_count(xor, out=out.numpy())
+        else:
+            half_bits = torch.tensor(self.bits / 2, device=out.device)
+            out.copy_(torch.addmm(half_bits, query, self.db.T, alpha=-0.5, out=scratch))
+        return out
 
 
-def _chunks(query: torch.Tensor, db: torch.Tensor):
-    """Yield (query rows, distances (Q, N), scratch) over chunks of queries."""
-    rows = _chunk_rows(len(query), len(db), db.shape[1])
-    scratch = _Scratch(rows, len(db), db.shape[1], db.device)
+def _chunk_rows(num_queries: int, num_db: int, width: int = 1) -> int:
+    """Queries per chunk: (Q, Ndb) distances and (Q, width) histograms stay
+    near _CHUNK_ELEMENTS entries, so temporaries stay a few MiB and the
+    allocator reuses them."""
+    return max(1, min(num_queries, _CHUNK_ELEMENTS // num_db, _CHUNK_ELEMENTS // width))
+
+
+def _distance_chunks(query: torch.Tensor, db: torch.Tensor):
+    """Yield (query rows, (Q, Ndb) uint8/int32 distances) over query chunks."""
+    distances = _Distances(query, db)
+    rows = _chunk_rows(len(query), len(db), db.shape[1] + 1)
+    out = torch.empty(rows, len(db), dtype=distances.dtype, device=db.device)
     for start in range(0, len(query), rows):
-        chunk = slice(start, start + rows)
-        yield chunk, _distances(query[chunk], db, scratch), scratch
+        chunk = slice(start, min(start + rows, len(query)))
+        yield chunk, distances(chunk, out[:chunk.stop - start])
 
 
 def hamming_distance(query_codes, db_codes) -> torch.Tensor:
@@ -183,21 +207,9 @@ def hamming_distance(query_codes, db_codes) -> torch.Tensor:
     db = check_codes(db_codes, "db_codes")
     query = check_codes(query_codes, "query_codes", bits=db.shape[1]).to(db.device)
     out = torch.empty(len(query), len(db), dtype=torch.int32, device=db.device)
-    for rows, dist, _ in _chunks(query, db):
+    for rows, dist in _distance_chunks(query, db):
         out[rows] = dist
     return out
-
-
-def _ranked_indices(dist, k: int, scratch: _Scratch) -> torch.Tensor:
-    """First ``k`` database indices per row by (distance, index): (Q, N) -> (Q, k)."""
-    # distance * N + index is unique per item, so any sort or top-k of it is
-    # the stable order; float32 when exact (< 2**24), else float64
-    positions = scratch.positions
-    key = torch.add(positions, dist, alpha=dist.shape[1],
-                    out=scratch("rank_key", positions.dtype, len(dist)))
-    if k >= dist.shape[1]:
-        return key.argsort(dim=1)
-    return key.topk(k, dim=1, largest=False, sorted=True).indices
 
 
 def hamming_ranking(query_codes, db_codes, topk: int | None = None) -> torch.Tensor:
@@ -209,107 +221,228 @@ def hamming_ranking(query_codes, db_codes, topk: int | None = None) -> torch.Ten
     db = check_codes(db_codes, "db_codes")
     query = check_codes(query_codes, "query_codes", bits=db.shape[1]).to(db.device)
     k = len(db) if topk is None else _check_k(topk, "topk", high=len(db))
-    return torch.cat([_ranked_indices(dist, k, scratch) for _, dist, scratch in _chunks(query, db)])
+    # distance * Ndb + index is unique per item, so any sort or top-k of it is
+    # the stable order; float32 when exact (< 2**24), else float64
+    exact32 = len(db) * (db.shape[1] + 1) <= _MAX_EXACT
+    positions = torch.arange(len(db), dtype=torch.float32 if exact32 else torch.float64,
+                             device=db.device)
+    ranked, keys = [], None
+    for _, dist in _distance_chunks(query, db):
+        if keys is None:  # the first chunk is the largest
+            keys = torch.empty(dist.shape, dtype=positions.dtype, device=db.device)
+        # cast, then scale and shift in place: a mixed-dtype add is ~20x slower
+        key = keys[:len(dist)].copy_(dist).mul_(len(db)).add_(positions)
+        ranked.append(key.argsort(dim=1) if k >= len(db)
+                      else key.topk(k, dim=1, largest=False, sorted=True).indices)
+    return torch.cat(ranked)
 
 
 # --------------------------------------------------------------------------
-# per-chunk statistics: dist (Q, N) float32 exact integers, rel (Q, N) bool
+# one scan over the queries: ranks of the relevant items, counts per distance
 # --------------------------------------------------------------------------
 
-def _relevance(query_labels, db_labels, scratch: _Scratch) -> torch.Tensor:
-    out = scratch("rel", torch.bool, len(query_labels))
-    if query_labels.ndim == 1:
-        return torch.eq(query_labels[:, None], db_labels[None, :], out=out)
-    shared = scratch("shared", torch.float32, len(query_labels))
-    return torch.gt(torch.mm(query_labels, db_labels.T, out=shared), 0, out=out)
+class _RelevantPairs:
+    """The relevant (query row, database item) pairs of a chunk of queries,
+    in (row, item) order.
+
+    Integer labels: the database is grouped by label once, so the relevant
+    items of a query are read off its group, with no pass over the database.
+    Multi-label (N, C) 0/1 labels: a matmul per chunk (shared label > 0).
+    """
+
+    def __init__(self, query_labels: torch.Tensor, db_labels: torch.Tensor):
+        self.query_labels, self.db_labels = query_labels, db_labels
+        if query_labels.ndim == 1:
+            sorted_labels, self.order = torch.sort(db_labels, stable=True)
+            keys, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
+            group = torch.searchsorted(keys, query_labels).clamp(max=len(keys) - 1)
+            self.count = torch.where(keys[group] == query_labels, counts[group], 0)
+            self.start = (counts.cumsum(0) - counts)[group]
+
+    def mean_count(self) -> float:
+        """Relevant items per query (multi-label: estimated on a few queries)."""
+        if self.query_labels.ndim == 1:
+            return self.count.double().mean().item()
+        sample = self.query_labels[:max(1, _CHUNK_ELEMENTS // len(self.db_labels))]
+        return (sample @ self.db_labels.T > 0).sum(1).double().mean().item()
+
+    def __call__(self, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.query_labels.ndim == 2:
+            shared = self.query_labels[rows] @ self.db_labels.T
+            return torch.nonzero(shared > 0, as_tuple=True)
+        count, start = self.count[rows], self.start[rows]
+        row = torch.repeat_interleave(torch.arange(len(count), device=count.device), count)
+        first = count.cumsum(0) - count
+        position = torch.arange(len(row), device=row.device) - first[row] + start[row]
+        return row, self.order[position]
 
 
-def _scan(query, db, query_labels, db_labels, per_chunk: Callable) -> list[torch.Tensor]:
-    """Run ``per_chunk(dist, rel, scratch)`` over query chunks and concatenate
+class _Plan(NamedTuple):
+    """Chunking of one scan: ``rows`` queries per chunk; the database in
+    ``num_blocks`` blocks of ``block`` items (padding after the last item
+    has distance ``num_bins``, a bin of its own)."""
+    rows: int
+    block: int
+    num_blocks: int
+    num_bins: int  # distances 0..bits
+
+
+def _plan(num_queries: int, num_db: int, bits: int, mean_relevant: float | None) -> _Plan:
+    """The cheapest block size for ranks (``mean_relevant`` per query), or
+    one block when only counts per distance are needed (None)."""
+    num_bins = bits + 1
+    block = num_db
+    if mean_relevant is not None:
+        # per query: histogram entries ~ Ndb * bins / block, in-block
+        # comparisons ~ relevant * block; the sum is least at the geometric mean
+        block = int(math.sqrt(num_db * num_bins / max(mean_relevant, 1.0)))
+        # one query's histogram stays within a chunk (and its keys in int32)
+        block = min(num_db, max(block, -(-num_db * (num_bins + 1) // _CHUNK_ELEMENTS), 1))
+    num_blocks = -(-num_db // block)
+    rows = _chunk_rows(num_queries, num_blocks * block, num_blocks * (num_bins + 1))
+    return _Plan(rows, block, num_blocks, num_bins)
+
+
+class _Chunk(NamedTuple):
+    """What every metric of a chunk of Q queries derives from.
+
+    ``totals`` (Q, bins): database items per distance. Per relevant pair
+    (P,), in (row, item) order: ``row`` (query row), ``dist`` (its distance),
+    ``rank`` (1-based, stable order) and ``hits`` (relevant items up to and
+    including it); ``rank`` and ``hits`` are None when not asked for.
+    """
+    totals: torch.Tensor
+    row: torch.Tensor
+    dist: torch.Tensor
+    rank: torch.Tensor | None
+    hits: torch.Tensor | None
+
+
+def _earlier_table(block: int, device) -> torch.Tensor | None:
+    """(block, block) bool, row o = (position < o): a lookup is cheaper than
+    the compare. None for large blocks (compared directly)."""
+    if block > _MAX_TABLE_BLOCK:
+        return None
+    positions = torch.arange(block, device=device)
+    return positions[None, :] < positions[:, None]
+
+
+def _same_distance_in_block(dist, row, item, dist_j, plan: _Plan, earlier) -> torch.Tensor:
+    """Per pair: items of its block before it with the same distance (P,)."""
+    blocks = dist.view(len(dist) * plan.num_blocks, plan.block)
+    block = torch.div(item, plan.block, rounding_mode="floor")
+    offset = item - block * plan.block
+    positions = torch.arange(plan.block, device=dist.device)
+    out = torch.empty_like(row)
+    step = max(1, _CHUNK_ELEMENTS // plan.block)  # pairs at once: bounded memory
+    for s in range(0, len(row), step):
+        p = slice(s, s + step)
+        items = blocks[row[p] * plan.num_blocks + block[p]]  # (p, block)
+        before = positions < offset[p, None] if earlier is None else earlier[offset[p]]
+        out[p] = ((items == dist_j[p, None].to(items.dtype)) & before).sum(1)
+    return out
+
+
+class _Scan:
+    """One pass over the queries in chunks, yielding a :class:`_Chunk` each.
+
+    rank_j = #(d < d_j) + #(d == d_j, index < j) + 1. One histogram over
+    (query, block, distance) gives the totals and, by prefix sums over
+    blocks, the items at d_j in the blocks before j's; the items of j's own
+    block before j are compared directly. Beyond the distances this costs
+    O(N bins / block + R block) per query with R relevant items, instead of
+    a sort of the N database items.
+    """
+
+    def __init__(self, query, db, query_labels, db_labels, with_ranks: bool):
+        self.pairs = _RelevantPairs(query_labels, db_labels)
+        self.plan = plan = _plan(len(query), len(db), db.shape[1],
+                                 self.pairs.mean_count() if with_ranks else None)
+        self.distances, self.num_queries = _Distances(query, db), len(query)
+        padded, device = plan.num_blocks * plan.block, db.device
+        # padding after the last database item: distance num_bins, own bin
+        self.dist = torch.full((plan.rows, padded), plan.num_bins,
+                               dtype=self.distances.dtype, device=device)
+        # histogram key of (row, block, distance) = base + distance
+        row_of = torch.arange(plan.rows, device=device)[:, None] * plan.num_blocks
+        block_of = torch.arange(padded, device=device) // plan.block
+        self.base = ((row_of + block_of) * (plan.num_bins + 1)).int()
+        self.keys = torch.empty_like(self.base)
+        self.with_ranks = with_ranks
+        self.earlier = _earlier_table(plan.block, device) if with_ranks else None
+
+    def __iter__(self):
+        num_db = self.distances.num_db
+        for start in range(0, self.num_queries, self.plan.rows):
+            rows = slice(start, min(start + self.plan.rows, self.num_queries))
+            dist = self.dist[:rows.stop - start]
+            self.distances(rows, dist[:, :num_db])
+            yield self._chunk(dist, *self.pairs(rows))
+
+    def _chunk(self, dist, row, item) -> _Chunk:
+        plan, num_q, width = self.plan, len(dist), self.plan.num_bins + 1
+        key = torch.add(self.base[:num_q], dist, out=self.keys[:num_q])
+        hist = torch.bincount(key.view(-1), minlength=num_q * plan.num_blocks * width)
+        # running totals over the blocks; the last block's are the totals
+        running = hist.view(num_q, plan.num_blocks, width).cumsum(1)
+        totals = running[:, -1, :plan.num_bins]
+        dist_j = dist.view(-1).take(row * dist.shape[1] + item).long()
+        if not self.with_ranks:
+            return _Chunk(totals, row, dist_j, None, None)
+        # flat index of (row, block of the item, its distance) in the histogram
+        block = torch.div(item, plan.block, rounding_mode="floor")
+        at = (row * plan.num_blocks + block) * width + dist_j
+        in_earlier_blocks = running.view(-1).take(at) - hist.take(at)
+        in_block = _same_distance_in_block(dist, row, item, dist_j, plan, self.earlier)
+        closer = (totals.cumsum(1) - totals).view(-1).take(row * plan.num_bins + dist_j)
+        rank = closer + in_earlier_blocks + in_block + 1
+        # hits: position among the query's relevant items by (distance, index);
+        # a stable sort keeps the item order within a (row, distance) key
+        order = torch.sort(row * plan.num_bins + dist_j, stable=True).indices
+        num_rel = torch.bincount(row, minlength=num_q)
+        rel_start = num_rel.cumsum(0) - num_rel
+        hits = torch.empty_like(rank)
+        hits[order] = torch.arange(len(row), device=row.device) - rel_start[row[order]] + 1
+        return _Chunk(totals, row, dist_j, rank, hits)
+
+
+def _scan(query, db, query_labels, db_labels, per_chunk: Callable,
+          with_ranks: bool = True) -> list[torch.Tensor]:
+    """Run ``per_chunk(chunk: _Chunk)`` over query chunks and concatenate
     each of its (Q, ...) outputs along the queries."""
-    outputs = [per_chunk(dist, _relevance(query_labels[rows], db_labels, scratch), scratch)
-               for rows, dist, scratch in _chunks(query, db)]
+    outputs = [per_chunk(chunk)
+               for chunk in _Scan(query, db, query_labels, db_labels, with_ranks)]
     return [torch.cat(parts) for parts in zip(*outputs)]
 
 
-def _int_distances(dist, scratch: _Scratch) -> torch.Tensor:
-    """The (Q, N) distances as int32, the cheapest dtype ``bincount`` takes."""
-    return scratch("dist_int", torch.int32, len(dist)).copy_(dist)
+# --------------------------------------------------------------------------
+# per-chunk statistics, from a _Chunk
+# --------------------------------------------------------------------------
 
-
-def _ranks_by_sort(dist, rel):
-    """(query row, rank, hits) of every relevant pair, by a stable sort."""
-    order = torch.sort(dist, dim=1, stable=True).indices
-    rel_sorted = rel.gather(1, order)
-    hits = rel_sorted.cumsum(1)
-    row, position = rel_sorted.nonzero(as_tuple=True)
-    return row, position + 1, hits[row, position]
-
-
-def _ranks_by_counting(dist, rel, scratch: _Scratch, num_rel, num_bins: int):
-    """(query row, rank, hits) of every relevant pair, by counting.
-
-    rank_j = #(dist < d_j) + #(dist == d_j, index < j) + 1. The second count
-    comes from a histogram over (segment, distance), where segment m holds the
-    items between the (m-1)-th and m-th relevant item of the query: items
-    before relevant item m are exactly segments 0..m. O(N + R * bins) per query.
-    """
-    segments = num_rel + 1
-    first = segments.cumsum(0) - segments  # first histogram row of each query
-    # key = (first row + segment) * bins + distance < counting bins, in int32
-    key = torch.cumsum(rel, 1, dtype=torch.int32, out=scratch("key_int", torch.int32, len(rel)))
-    key.add_(first[:, None].int())
-    key = torch.add(_int_distances(dist, scratch), key, alpha=num_bins, out=key)
-    hist = torch.bincount(key.view(-1), minlength=int(segments.sum()) * num_bins)
-    # cum[r] = counts summed over the histogram rows < r
-    cum = torch.cat([hist.new_zeros(1, num_bins), hist.view(-1, num_bins).cumsum(0)])
-    row, j = rel.nonzero(as_tuple=True)
-    rel_start = num_rel.cumsum(0) - num_rel
-    m = torch.arange(len(row), device=row.device) - rel_start[row]
-    d_j = dist[row, j].long()
-    same_before = cum[first[row] + m + 1, d_j] - cum[first[row], d_j]
-    totals = cum[first + segments] - cum[first]  # (Q, bins) items per distance
-    rank = (totals.cumsum(1) - totals)[row, d_j] + same_before + 1
-    # hits: position among the query's relevant items sorted by (distance, index)
-    order = ((row * num_bins + d_j) * dist.shape[1] + j).argsort()
-    hits = torch.empty_like(rank)
-    hits[order] = torch.arange(len(row), device=row.device) - rel_start[row[order]] + 1
-    return row, rank, hits
-
-
-def _average_precision(dist, rel, scratch: _Scratch, num_bins: int, topk: int | None):
+def _average_precision(chunk: _Chunk, topk: int | None = None) -> torch.Tensor:
     """Stable-order AP (or AP@topk) per query: (Q,) float64."""
-    num_rel = rel.sum(1)
-    counting_bins = int(num_rel.sum() + len(rel)) * num_bins
-    # the counting path keys its histogram in int32
-    if counting_bins > min(_COUNTING_MAX_RATIO * rel.numel(), _MAX_INT32):
-        row, rank, hits = _ranks_by_sort(dist, rel)
-    else:
-        row, rank, hits = _ranks_by_counting(dist, rel, scratch, num_rel, num_bins)
+    row, rank, hits = chunk.row, chunk.rank, chunk.hits
     if topk is not None:
         keep = rank <= topk
         row, rank, hits = row[keep], rank[keep], hits[keep]
-        num_rel = torch.bincount(row, minlength=len(rel))
-    precision_sum = torch.zeros(len(rel), dtype=torch.float64, device=rel.device)
+    num_q = len(chunk.totals)
+    precision_sum = torch.zeros(num_q, dtype=torch.float64, device=row.device)
     precision_sum.index_add_(0, row, hits.double() / rank)
-    return (precision_sum / num_rel.clamp(min=1),)
+    return precision_sum / torch.bincount(row, minlength=num_q).clamp(min=1)
 
 
-def _distance_counts(dist, rel, scratch: _Scratch, num_bins: int):
+def _distance_counts(chunk: _Chunk) -> tuple[torch.Tensor, torch.Tensor]:
     """Items and relevant items per distance value: two (Q, bins) int64."""
-    num_q = len(dist)
-    offsets = torch.arange(num_q, device=dist.device, dtype=torch.int32)[:, None] * num_bins
-    key = torch.add(_int_distances(dist, scratch), offsets,
-                    out=scratch("key_int", torch.int32, num_q))
-    total = torch.bincount(key.view(-1), minlength=num_q * num_bins)
-    row, j = rel.nonzero(as_tuple=True)
-    relevant = torch.bincount(row * num_bins + dist[row, j].long(), minlength=num_q * num_bins)
-    return total.view(num_q, num_bins), relevant.view(num_q, num_bins)
+    num_q, num_bins = chunk.totals.shape
+    relevant = torch.bincount(chunk.row * num_bins + chunk.dist, minlength=num_q * num_bins)
+    return chunk.totals, relevant.view(num_q, num_bins)
 
 
-def _relevant_in_topk(dist, rel, scratch: _Scratch, k: int):
-    """Relevant items among the first 1..k of the stable order: (Q, k) int64."""
-    return (rel.gather(1, _ranked_indices(dist, k, scratch)).cumsum(1),)
+def _relevant_in_topk(chunk: _Chunk, ks: Sequence[int]) -> torch.Tensor:
+    """Relevant items among the first k of the stable order: (Q, len(ks)) int64."""
+    num_q = len(chunk.totals)
+    counts = [torch.bincount(chunk.row[chunk.rank <= k], minlength=num_q) for k in ks]
+    return torch.stack(counts, 1) if counts else chunk.totals.new_zeros(num_q, 0)
 
 
 def _tie_aware_ap(total: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
@@ -367,13 +500,11 @@ def mean_average_precision(query_codes, db_codes, query_labels, db_labels,
         if ties == "average":
             raise ValueError("ties='average' is defined for mAP@all only (topk=None): with "
                              "a cut-off its denominator depends on the order; use ties='stable'")
-    num_bins = db.shape[1] + 1
     if ties == "average":
-        counts = _scan(query, db, q_labels, db_labels,
-                       partial(_distance_counts, num_bins=num_bins))
+        counts = _scan(query, db, q_labels, db_labels, _distance_counts, with_ranks=False)
         return float(_tie_aware_ap(*counts).mean())
     (ap,) = _scan(query, db, q_labels, db_labels,
-                  partial(_average_precision, num_bins=num_bins, topk=topk))
+                  lambda chunk: (_average_precision(chunk, topk),))
     return float(ap.mean())
 
 
@@ -381,8 +512,9 @@ def precision_at_k(query_codes, db_codes, query_labels, db_labels, k: int = 100)
     """Mean fraction of relevant items among the first k (stable tie order)."""
     query, db, q_labels, db_labels = _check_inputs(query_codes, db_codes, query_labels, db_labels)
     k = _check_k(k, "k", high=len(db))
-    (hits,) = _scan(query, db, q_labels, db_labels, partial(_relevant_in_topk, k=k))
-    return float((hits[:, -1].double() / k).mean())
+    (hits,) = _scan(query, db, q_labels, db_labels,
+                    lambda chunk: (_relevant_in_topk(chunk, [k]),))
+    return float((hits[:, 0].double() / k).mean())
 
 
 def topk_accuracy(query_codes, db_codes, query_labels, db_labels,
@@ -392,8 +524,8 @@ def topk_accuracy(query_codes, db_codes, query_labels, db_labels,
     query, db, q_labels, db_labels = _check_inputs(query_codes, db_codes, query_labels, db_labels)
     ks = [_check_k(value, "k", high=len(db)) for value in np.atleast_1d(k).tolist()]
     (hits,) = _scan(query, db, q_labels, db_labels,
-                    partial(_relevant_in_topk, k=max(ks)))
-    return {value: float((hits[:, value - 1] > 0).double().mean()) for value in ks}
+                    lambda chunk: (_relevant_in_topk(chunk, ks),))
+    return {value: float((hits[:, i] > 0).double().mean()) for i, value in enumerate(ks)}
 
 
 def precision_recall_within_radius(query_codes, db_codes, query_labels, db_labels,
@@ -405,9 +537,7 @@ def precision_recall_within_radius(query_codes, db_codes, query_labels, db_label
     """
     query, db, q_labels, db_labels = _check_inputs(query_codes, db_codes, query_labels, db_labels)
     radius = _check_k(radius, "radius", low=0)
-    num_bins = db.shape[1] + 1
-    counts = _scan(query, db, q_labels, db_labels,
-                   partial(_distance_counts, num_bins=num_bins))
+    counts = _scan(query, db, q_labels, db_labels, _distance_counts, with_ranks=False)
     precision, recall = _within_radius(*counts, radius)
     return float(precision.mean()), float(recall.mean())
 
@@ -420,9 +550,7 @@ def pr_curve(query_codes, db_codes, query_labels, db_labels) -> tuple[np.ndarray
     :func:`precision_recall_within_radius`.
     """
     query, db, q_labels, db_labels = _check_inputs(query_codes, db_codes, query_labels, db_labels)
-    num_bins = db.shape[1] + 1
-    total, relevant = _scan(query, db, q_labels, db_labels,
-                            partial(_distance_counts, num_bins=num_bins))
+    total, relevant = _scan(query, db, q_labels, db_labels, _distance_counts, with_ranks=False)
     retrieved, hits = total.cumsum(1).double(), relevant.cumsum(1).double()
     precision = hits / retrieved.clamp(min=1)
     recall = hits / relevant.sum(1, keepdim=True).clamp(min=1)
@@ -443,17 +571,16 @@ def evaluate_retrieval(query_codes, db_codes, query_labels, db_labels,
     radius = _check_k(radius, "radius", low=0)
     ks = [k for k in (_check_k(k, "ks") for k in ks) if k <= len(db)]
     accuracy_ks = [k for k in (_check_k(k, "accuracy_ks") for k in accuracy_ks) if k <= len(db)]
-    kmax, num_bins = max(ks + accuracy_ks + [1]), db.shape[1] + 1
 
-    def per_chunk(dist, rel, scratch):
-        return (*_average_precision(dist, rel, scratch, num_bins, None),
-                *_distance_counts(dist, rel, scratch, num_bins),
-                *_relevant_in_topk(dist, rel, scratch, kmax))
+    def per_chunk(chunk):
+        return (_average_precision(chunk), *_distance_counts(chunk),
+                _relevant_in_topk(chunk, ks + accuracy_ks))
 
     ap, total, relevant, hits = _scan(query, db, q_labels, db_labels, per_chunk)
     precision, recall = _within_radius(total, relevant, radius)
     result = {"mAP": ap.mean(), "mAP_tie_aware": _tie_aware_ap(total, relevant).mean(),
               f"P@H<={radius}": precision.mean(), f"R@H<={radius}": recall.mean()}
-    result.update({f"P@{k}": (hits[:, k - 1].double() / k).mean() for k in ks})
-    result.update({f"top{k}": (hits[:, k - 1] > 0).double().mean() for k in accuracy_ks})
+    result.update({f"P@{k}": (hits[:, i].double() / k).mean() for i, k in enumerate(ks)})
+    result.update({f"top{k}": (hits[:, len(ks) + i] > 0).double().mean()
+                   for i, k in enumerate(accuracy_ks)})
     return {name: float(value) for name, value in result.items()}

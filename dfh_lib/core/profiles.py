@@ -23,8 +23,19 @@ class Profile:
         name: ``"tiny"``, ``"cpu"`` or ``"gpu"``.
         bits: code lengths K evaluated by the chapters.
         image_size: network input (height, width).
-        network: default hash network (see :mod:`dfh_lib.nn.models`).
+        network: default hash network (see :mod:`dfh_lib.nn.models`): in
+            ``tiny``/``cpu`` a hash head on the shared face embedding
+            (:mod:`dfh_lib.engine.backbone`), in ``gpu`` the same fine-tuned.
+        multilayer_network: the network of the multi-layer student (heads on
+            inner blocks, Chapters 6-7), which needs feature maps.
         epochs / batch_size / lr / eval_every: training-loop settings.
+        steps: the training budget in optimisation steps, where set: a run
+            gets ``ceil(steps / batches per epoch)`` epochs on its training
+            set (so budgets do not shrink or grow with the dataset); None
+            keeps ``epochs``. Setting ``epochs`` by :meth:`with_overrides`
+            clears it.
+        backbone_steps: optimisation steps of the shared face embedding
+            network (:mod:`dfh_lib.engine.backbone`).
         lfw_min_faces: LFW identities kept (``min_faces_per_person``).
         max_identities / max_images_per_identity: caps (None = all) that
             keep ``tiny`` fast.
@@ -40,7 +51,10 @@ class Profile:
     bits: tuple[int, ...] = (12, 24, 36, 48)
     image_size: tuple[int, int] = (32, 32)
     network: str = "ddh"
+    multilayer_network: str = "ddh"
     epochs: int = 30
+    steps: int | None = None
+    backbone_steps: int = 1200
     batch_size: int = 128
     lr: float = 1e-3
     eval_every: int = 5
@@ -56,6 +70,8 @@ class Profile:
 
     def with_overrides(self, **changes) -> "Profile":
         """A copy with some fields changed (e.g. ``epochs=5``)."""
+        if "epochs" in changes and "steps" not in changes:
+            changes["steps"] = None  # an explicit epoch budget replaces the step budget
         unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown profile fields {sorted(unknown)}; "
@@ -65,13 +81,16 @@ class Profile:
 
 PROFILES = {
     # CI: the shortest and the longest code only, so every chapter's grid stays small
-    "tiny": Profile(name="tiny", bits=(12, 48), epochs=2, batch_size=64, eval_every=1,
+    "tiny": Profile(name="tiny", bits=(12, 48), image_size=(64, 48), network="face_embedding",
+                    epochs=2, backbone_steps=10, batch_size=64, eval_every=1,
                     max_identities=20, max_images_per_identity=20,
                     synth_identities=20,
                     synth_images_per_identity=12, synth_size=32),
-    "cpu": Profile(name="cpu", epochs=30, batch_size=128, eval_every=5),
-    "gpu": Profile(name="gpu", image_size=(64, 64), network="resnet18",
-                   epochs=100, batch_size=256, eval_every=10, synth_size=64,
+    "cpu": Profile(name="cpu", image_size=(64, 48), network="face_embedding", steps=1500,
+                   batch_size=128, eval_every=10),
+    "gpu": Profile(name="gpu", image_size=(64, 48), network="face_embedding_ft", steps=6000,
+                   multilayer_network="resnet18", backbone_steps=3000,
+                   batch_size=256, eval_every=10, synth_size=64,
                    amp=True, num_workers=2),
 }
 

@@ -22,6 +22,8 @@ def image_tensor(data, image_size=None) -> torch.Tensor:
         if image_size is not None:
             data = data.resized(tuple(image_size))
         return torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()
+    if isinstance(data, torch.Tensor) and data.ndim == 3 and data.is_floating_point():
+        return data  # inputs a model precomputed (EmbeddingHashNet.precompute_inputs)
     if not isinstance(data, torch.Tensor) or data.ndim != 4 or data.shape[1] != 3:
         got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
         raise ValueError(f"images must be a FaceDataset or a tensor of shape (N, 3, H, W); "

@@ -12,14 +12,14 @@ so a foreign or damaged file is refused with a one-line ``ValueError``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..core.runtime import get_device
 from . import checkpoint
-from .train import BEST, CHECKPOINT, TrainConfig, build_method_model
+from .train import BACKBONE, BEST, CHECKPOINT, TrainConfig, build_method_model
 
 __all__ = ["LoadedRun", "load_trained"]
 
@@ -75,6 +75,8 @@ def load_trained(run_dir: str | os.PathLike, device=None) -> LoadedRun:
         raise ValueError(f"{path} is not a hash-network run of python -m dfh_lib train "
                          f"(its config does not fit TrainConfig: {err})") from err
     weights, epoch = _best_weights(run_dir, state)
+    if config.backbone is not None and (run_dir / BACKBONE).is_file():
+        config = replace(config, backbone=str(run_dir / BACKBONE))  # the run's own copy
     model = build_method_model(config)
     try:
         model.load_state_dict(weights)

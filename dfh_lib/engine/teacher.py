@@ -62,7 +62,8 @@ def train_teacher(splits, profile=None, run_dir=None, network: str | None = None
     profile's loop settings (``overrides`` change any TrainConfig field).
     The returned model is frozen (eval mode, no gradients)."""
     profile = get_profile(profile)
-    network = network or TEACHER_NETWORK.get(profile.network, profile.network)
+    network = network or TEACHER_NETWORK.get(profile.multilayer_network,
+                                             profile.multilayer_network)
     config = TrainConfig.from_profile(profile, **{
         "method": "softmax", "bits": dim, "network": network, **overrides})
     return fit_teacher(config, splits, run_dir, progress)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,24 +28,32 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.data.dataset import FaceDataset, RetrievalSplits
+from ..core.embedding_metrics import cosine_mean_average_precision
+from ..core.metrics import binarize, evaluate_retrieval
 from ..core.profiles import Profile, get_profile
 from ..core.runtime import get_device, seed_everything
 from ..nn.losses.registry import METHOD_DEFAULTS, build_loss
-from ..nn.models import build_model
-from . import checkpoint
+from ..nn.models import backbone_file, build_model
+from . import checkpoint, distributed
 from .encoding import as_input, binary_codes, encode, evaluate, image_tensor
 
 __all__ = ["TrainConfig", "History", "fit", "encode", "binary_codes",
            "evaluate", "train_method", "method_config", "run_status", "epoch_order",
-           "CHECKPOINT", "BEST"]
+           "CHECKPOINT", "BEST", "BACKBONE"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+#: a run's own link to (or copy of) the face embedding its head was trained on
+BACKBONE = "backbone.pt"
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _SCHEDULES = ("cosine", "none")
 _SAMPLINGS = ("identity", "random")
+_SELECT_METRICS = ("val_mAP", "val_float_mAP")
 # fields that only change what is measured, not the trained weights
 _NOT_IN_FINGERPRINT = ("eval_every",)
+# fields added after runs were shipped: left out of the fingerprint at their
+# default, so older checkpoints keep resuming
+_ADDED_LATER = {"select_metric": "val_mAP", "backbone": None}
 
 
 # ----------------------------------------------------------------------------
@@ -73,6 +83,12 @@ class TrainConfig:
             positive pairs for pairwise and metric losses (each image still
             once per epoch); ``"random"`` is a plain shuffle.
         images_per_identity: group size for ``sampling="identity"``.
+        select_metric: the validation metric that picks the kept weights:
+            ``"val_mAP"`` (the codes, default) or ``"val_float_mAP"`` (cosine
+            ranking of the float outputs, for embedding networks).
+        backbone: for the ``face_embedding`` networks, the id of the shared
+            face embedding network they start from (see
+            :mod:`dfh_lib.engine.backbone`: trained once per training set).
     """
 
     method: str
@@ -92,6 +108,8 @@ class TrainConfig:
     augment: bool = False
     sampling: str = "identity"
     images_per_identity: int = 4
+    select_metric: str = "val_mAP"
+    backbone: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
@@ -109,13 +127,19 @@ class TrainConfig:
                              f">= 1; got {self.sampling!r}, {self.images_per_identity}")
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
+        if self.select_metric not in _SELECT_METRICS:
+            raise ValueError(f"select_metric must be one of {_SELECT_METRICS}; "
+                             f"got {self.select_metric!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise ValueError(f"image_size must be (height, width); got {self.image_size}")
 
     @classmethod
-    def from_profile(cls, profile: Profile | str | None = None, **overrides) -> "TrainConfig":
+    def from_profile(cls, profile: Profile | str | None = None, train_size: int | None = None,
+                     **overrides) -> "TrainConfig":
         """A config with a profile's loop settings; ``overrides`` must give
-        ``method`` and ``bits`` and may change any other field."""
+        ``method`` and ``bits`` and may change any other field. With the
+        profile's step budget and ``train_size`` (training images), epochs
+        are ``ceil(steps / batches per epoch)`` unless ``overrides`` set them."""
         profile = get_profile(profile)
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
@@ -125,6 +149,9 @@ class TrainConfig:
                     batch_size=profile.batch_size, lr=profile.lr,
                     eval_every=profile.eval_every, amp=profile.amp,
                     image_size=profile.image_size, seed=profile.seed)
+        if profile.steps and train_size:
+            batch = overrides.get("batch_size", profile.batch_size)
+            base["epochs"] = max(1, math.ceil(profile.steps / math.ceil(train_size / batch)))
         return cls(**{**base, **overrides})
 
     def to_dict(self) -> dict:
@@ -135,7 +162,8 @@ class TrainConfig:
         """A stable 16-hex-digit hash of the fields that define the trained
         weights (all but ``eval_every``); a checkpoint is only resumed by a
         config with the same fingerprint."""
-        defining = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+        defining = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_FINGERPRINT
+                    and _ADDED_LATER.get(k, object()) != v}
         text = json.dumps(defining, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -215,9 +243,15 @@ class _Run:
     amp_dtype: torch.dtype | None
 
     @classmethod
-    def create(cls, model, loss, config: TrainConfig, device) -> "_Run":
+    def create(cls, model, loss, config: TrainConfig, device,
+               ctx: distributed.Context | None = None) -> "_Run":
+        """The run's objects; under torchrun (``ctx.enabled``) also
+        ``run.parallel``, the model's DistributedDataParallel side (a
+        collective step: every rank at once), else ``run.parallel = None``."""
         model.to(device)
         loss.to(device)
+        parallel = (distributed.DataParallel(model, loss, ctx, device)
+                    if ctx is not None and ctx.enabled else None)
         params = list({id(p): p for p in [*model.parameters(), *loss.parameters()]
                        if p.requires_grad}.values())
         if not params:
@@ -230,7 +264,9 @@ class _Run:
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         generator = torch.Generator().manual_seed(config.seed)
-        return cls(model, loss, optimizer, scheduler, scaler, generator, device, amp_dtype)
+        run = cls(model, loss, optimizer, scheduler, scaler, generator, device, amp_dtype)
+        run.parallel = parallel
+        return run
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
@@ -307,7 +343,13 @@ def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
     The set is split into ``ceil(N / batch_size)`` near-equal batches, so
     every image is used and no batch is tiny (BatchNorm and pairwise losses
     need a few samples). Returns the epoch mean of ``loss`` and each term.
+
+    Under torchrun (``run.parallel``) every rank draws the same order and
+    batches and trains on its contiguous share of each batch; the loss sees
+    the whole batch (codes gathered from every rank, see
+    :mod:`dfh_lib.engine.distributed`).
     """
+    parallel = getattr(run, "parallel", None)
     run.model.train()
     run.loss.train()
     order = epoch_order(labels, run.generator, images_per_identity)
@@ -316,19 +358,28 @@ def _train_one_epoch(run: _Run, images: torch.Tensor, labels: torch.Tensor,
     sums: dict[str, float] = {}
     for step, index in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False,
                                       disable=not progress, dynamic_ncols=True)):
-        x = as_input(images[index.to(images.device)], run.device)
-        if augment:
+        # this rank's share; augmentation is drawn for the whole batch, the
+        # same on every rank (one generator state), then cut
+        share = slice(None) if parallel is None else parallel.share(len(index))
+        x = as_input(images[(index if augment else index[share]).to(images.device)], run.device)
+        if augment and x.ndim == 4:  # precomputed inputs carry their own views
             x = _augment(x, run.generator)
+        if augment:
+            x = x[share]
         y = labels[index].to(run.device)
         extra = {"index": index.to(run.device)} if needs_index else {}
         with torch.autocast(run.device.type, dtype=run.amp_dtype,
                             enabled=run.amp_dtype is not None):
-            u = run.model(x)
+            u = run.model(x) if parallel is None else parallel.forward(x)
+        if parallel is not None:
+            u = parallel.gather(u, len(index))  # the whole batch's codes, on every rank
         value, terms = run.loss(u.float(), y, **extra)  # losses run in float32
         logged = {"loss": value.item(), **{k: float(v) for k, v in terms.items()}}
         _check_finite(logged["loss"], {k: logged[k] for k in terms}, epoch, step, len(batches))
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(value).backward()
+        if parallel is not None:
+            parallel.average_loss_gradients()
         run.scaler.step(run.optimizer)
         run.scaler.update()
         for k, v in logged.items():
@@ -362,11 +413,17 @@ def _snapshot(run: _Run) -> dict:
 # fit
 # ----------------------------------------------------------------------------
 
-def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device):
+def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device, model=None):
     """Resize once; keep uint8 images on the device when they fit in a
-    quarter of its free memory (else batches are copied from pinned memory)."""
+    quarter of its free memory (else batches are copied from pinned memory).
+    A model with ``precompute_inputs`` (a frozen trunk) turns the images
+    into what it trains on once, here."""
     train_x = image_tensor(splits.train, config.image_size)
     val_x = image_tensor(splits.val_query, config.image_size)
+    if hasattr(model, "precompute_inputs"):
+        model.to(device)
+        train_x = model.precompute_inputs(train_x, training=True)
+        val_x = model.precompute_inputs(val_x, training=False)
     train_y = torch.from_numpy(splits.train.labels)
     if device.type == "cuda":
         fits = train_x.numel() < 0.25 * torch.cuda.mem_get_info(device)[0]
@@ -423,8 +480,13 @@ def _save_checkpoint(path: Path, run: _Run, history: History, best: dict | None,
 
 
 def _validate(run: _Run, train, val, record: dict, batch_size: int) -> None:
-    metrics = evaluate(run.model, val, train, batch_size=max(batch_size, 256))
+    """Validation metrics of the codes (``val_mAP``, ...) and, as the float
+    ceiling of the same network, ``val_float_mAP`` (cosine ranking of u)."""
+    size = max(batch_size, 256)
+    u_val, u_train = encode(run.model, val[0], size), encode(run.model, train[0], size)
+    metrics = evaluate_retrieval(binarize(u_val), binarize(u_train), val[1], train[1])
     record.update({f"val_{k}": float(v) for k, v in metrics.items() if np.ndim(v) == 0})
+    record["val_float_mAP"] = cosine_mean_average_precision(u_val, u_train, val[1], train[1])
 
 
 def _check_fit_args(model, loss, splits, config) -> None:
@@ -464,36 +526,65 @@ def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
             checkpoint is written); returning True stops the run there — a
             later call with the same ``run_dir`` resumes it (live explorers).
 
+    Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) every process
+    calls ``fit`` alike and training is data-parallel
+    (DistributedDataParallel, NCCL on CUDA with ``cuda:LOCAL_RANK``, gloo on
+    CPU): each rank trains on its share of every global batch of
+    ``config.batch_size`` and the loss sees the whole batch (see
+    :mod:`dfh_lib.engine.distributed` for what equals one process). Rank 0
+    validates, writes the files, shows progress and runs ``callback`` (its
+    answer stops every rank); every rank returns the same history and weights.
+
     Raises:
         ValueError: the checkpoint is unreadable or from another config/data.
         FloatingPointError: the loss became NaN/inf (names epoch, step, terms).
     """
     _check_fit_args(model, loss, splits, config)
     device = get_device(device)
+    ctx = distributed.setup(device)  # joins the torchrun job, if any
+    device = ctx.device(device)
+    if ctx.enabled:
+        distributed.check_batches(len(splits.train), config.batch_size, ctx.world_size)
     seed_everything(config.seed, config.deterministic)
-    run = _Run.create(model, loss, config, device)
-    train, val = _prepare_inputs(splits, config, device)
+    run = _Run.create(model, loss, config, device, ctx)
+    try:
+        return _fit_loop(run, splits, config, run_dir, resume, progress, callback, ctx)
+    finally:
+        if run.parallel is not None:
+            run.parallel.close()
+
+
+def _fit_loop(run: _Run, splits, config: TrainConfig, run_dir, resume: bool, progress: bool,
+              callback, ctx: distributed.Context) -> History:
+    """:func:`fit` after the run is created: inputs, resume, epochs, best weights."""
+    model, loss, device = run.model, run.loss, run.device
+    train, val = _prepare_inputs(splits, config, device, model)
     data = {**_data_summary(splits.train), "loss": _loss_summary(loss)}
-    history, best = History(config=config.to_dict()), None
+    history, best = History(config=config.to_dict(), select_metric=config.select_metric), None
     if run_dir is not None:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume and (run_dir / CHECKPOINT).exists():
             history, best = _resume(run, run_dir / CHECKPOINT, config, data)
+    progress = progress and ctx.is_main
     bar = tqdm(total=config.epochs, initial=len(history), unit="epoch", dynamic_ncols=True,
                desc=f"{config.method} {config.bits} bits", disable=not progress)
     with bar:
         for epoch in range(len(history), config.epochs):
-            record = _one_epoch(run, train, val, config, epoch, progress)
+            record = _one_epoch(run, train, val, config, epoch, progress, ctx)
             history.append(record)
             if history.best_epoch == epoch + 1:
                 best = _snapshot(run)
-                _save_best(run_dir, best, epoch + 1, record, config)
-            if run_dir is not None:
+                if ctx.is_main:
+                    _save_best(run_dir, best, epoch + 1, record, config)
+            if run_dir is not None and ctx.is_main:
                 _save_checkpoint(run_dir / CHECKPOINT, run, history, best, config, data)
             bar.update()
             bar.set_postfix(_postfix(history))
-            if callback is not None and callback(history):
+            stop = ctx.is_main and callback is not None and callback(history)
+            if ctx.enabled:  # rank 0 decides; also: every rank waits for the checkpoint
+                stop = distributed.broadcast_object(bool(stop))
+            if stop:
                 break
     if best is not None:
         model.load_state_dict(best["model"])
@@ -501,8 +592,17 @@ def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
     return history
 
 
-def _one_epoch(run: _Run, train, val, config: TrainConfig, epoch: int, progress: bool) -> dict:
-    """Train one epoch, step the schedule, validate when due; the record."""
+def _one_epoch(run: _Run, train, val, config: TrainConfig, epoch: int, progress: bool,
+               ctx: distributed.Context | None = None) -> dict:
+    """Train one epoch, step the schedule, validate when due; the record.
+
+    Under torchrun (``ctx.enabled``) every rank trains; then rank 0's
+    BatchNorm statistics go to every rank, rank 0 validates and every rank
+    returns rank 0's record (so all agree on the best epoch); the global
+    torch RNG (dropout) is seeded per rank and epoch."""
+    parallel = ctx is not None and ctx.enabled
+    if parallel:
+        torch.manual_seed(distributed.rank_seed(config.seed, epoch, ctx.rank))
     if hasattr(run.loss, "on_epoch_start"):
         run.loss.on_epoch_start(epoch, config.epochs)
     lr = run.optimizer.param_groups[0]["lr"]
@@ -513,9 +613,12 @@ def _one_epoch(run: _Run, train, val, config: TrainConfig, epoch: int, progress:
     record = {"epoch": epoch + 1, "lr": lr, "time_s": time.perf_counter() - start, **terms}
     if run.scheduler is not None:
         run.scheduler.step()
-    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+    if parallel:
+        distributed.broadcast_buffers(run.model)
+    due = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
+    if due and (not parallel or ctx.is_main):
         _validate(run, train, val, record, config.batch_size)
-    return record
+    return distributed.broadcast_object(record) if parallel else record
 
 
 def _postfix(history: History) -> dict:
@@ -536,13 +639,13 @@ def default_network(method: str, profile: Profile | str | None = None) -> str:
 
 
 def method_config(method: str, bits: int, profile: Profile | str | None = None,
-                  **overrides) -> TrainConfig:
+                  train_size: int | None = None, **overrides) -> TrainConfig:
     """The config :func:`train_method` trains ``method`` at ``bits`` with: the
     profile's loop settings changed by ``overrides``; the network is
     ``overrides["network"]``, else the method's default in
     :data:`dfh_lib.nn.losses.METHOD_DEFAULTS`, else the profile's."""
     overrides.setdefault("network", default_network(method, profile))
-    return TrainConfig.from_profile(profile, method=method, bits=bits, **overrides)
+    return TrainConfig.from_profile(profile, train_size, method=method, bits=bits, **overrides)
 
 
 def build_method_model(config: TrainConfig) -> torch.nn.Module:
@@ -550,6 +653,8 @@ def build_method_model(config: TrainConfig) -> torch.nn.Module:
     needs from it (``METHOD_DEFAULTS``, e.g. its activation)."""
     model_kwargs = {k: v for k, v in METHOD_DEFAULTS.get(config.method, {}).items()
                     if k != "network"}
+    if config.backbone is not None:
+        model_kwargs["backbone"] = config.backbone
     return build_model(config.network, config.bits, image_size=config.image_size,
                        **model_kwargs)
 
@@ -564,10 +669,30 @@ def train_method(method: str, splits: RetrievalSplits, bits: int,
     built after seeding with ``config.seed``, so its initialisation is
     reproducible too. Returns ``(model, loss, history)``.
     """
-    config = method_config(method, bits, profile, **overrides)
+    config = method_config(method, bits, profile, len(splits.train), **overrides)
+    if config.network.startswith("face_embedding") and config.backbone is None:
+        raise ValueError(f"network {config.network!r} starts from the shared face embedding of "
+                         f"the training set: pass backbone=dfh_lib.engine.backbone."
+                         f"shared_backbone(splits), or use experiments' train_or_load")
     seed_everything(config.seed, config.deterministic)
     model = build_method_model(config)
     loss = build_loss(method, bits, splits.train.num_identities, **(loss_kwargs or {}))
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
                   callback=callback)
+    if run_dir is not None and config.backbone is not None and distributed.is_main_process():
+        _keep_backbone(Path(run_dir), config.backbone)
     return model, loss, history
+
+
+def _keep_backbone(run_dir: Path, backbone: str) -> None:
+    """Hard-link (else copy) the run's backbone into it, so the run folder
+    loads anywhere, without the cache it was trained with."""
+    target, source = run_dir / BACKBONE, backbone_file(backbone)
+    if target.exists() or not source.is_file():
+        return
+    try:
+        os.link(source, target)
+    except FileExistsError:  # another process (torchrun rank) linked it first
+        return
+    except OSError:  # another filesystem: copy
+        shutil.copyfile(source, target)

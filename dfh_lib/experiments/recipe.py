@@ -14,8 +14,9 @@ from typing import Callable, Sequence
 
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
+from ..engine.encoding import binary_codes, evaluate
 from ..engine.teacher import TEACHER_NETWORK, Teacher, fit_teacher, load_teacher
-from ..engine.train import TrainConfig, default_network
+from ..engine.train import TrainConfig
 from ..nn.losses.base import HashLoss
 from ..nn.losses.distillation import DistillationLoss, MultiHeadLoss
 from ..nn.losses.registry import LOSSES, METHOD_DEFAULTS, has_method
@@ -283,7 +284,8 @@ def _teacher_for(stage: Stage, ctx: _Context) -> Teacher:
         run_dir = ctx.run_dir(spec, None)
         if run_dir is not None:
             _check_spec(run_dir, ctx.spec(spec, None))
-        network = spec.network or TEACHER_NETWORK.get(ctx.profile.network, ctx.profile.network)
+        network = spec.network or TEACHER_NETWORK.get(ctx.profile.multilayer_network,
+                                                      ctx.profile.multilayer_network)
         config = _stage_config(spec, spec.dim, network, ctx.profile)
         teacher = fit_teacher(config, ctx.splits, run_dir, ctx.progress)
     elif ctx.runs_dir is None:
@@ -312,7 +314,7 @@ def _run_hash_stage(stage: Stage, bits: int, ctx: _Context) -> TrainedRun:
     """Build, initialise and train-or-load one hash stage."""
     splits = ctx.splits_for(stage)
     model_kwargs = METHOD_DEFAULTS.get(stage.method, {})
-    network = stage.network or default_network(stage.method, ctx.profile)
+    network = stage.network or ctx.profile.multilayer_network
     config = _stage_config(stage, bits, network, ctx.profile)
     run_dir = ctx.run_dir(stage, bits)
     if run_dir is not None:
@@ -325,6 +327,17 @@ def _run_hash_stage(stage: Stage, bits: int, ctx: _Context) -> TrainedRun:
         copy_weights(model, ctx.trained[(stage.init_from, bits)])
     loss = _stage_loss(stage, bits, splits, model.head_names, teacher)
     return fit_or_load(model, loss, splits, config, run_dir, ctx.progress, ctx.callback)
+
+
+def _validation_before(stage: Stage, bits: int, ctx: _Context) -> float | None:
+    """Validation mAP of the model a continuing stage starts from, measured as
+    the stage's own training measures it (its val_query against its training
+    set); None for a stage that starts from scratch."""
+    if stage.init_from is None:
+        return None
+    splits = ctx.splits_for(stage)
+    return float(evaluate(ctx.trained[(stage.init_from, bits)], splits.val_query,
+                          splits.train)["mAP"])
 
 
 def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
@@ -345,6 +358,11 @@ def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs
     Rows (query vs database, as :func:`~dfh_lib.experiments.baselines.run_methods`)
     are named by the stage's label, with ``stage``, ``gan_augmented``,
     ``best_epoch`` and ``seconds``.
+
+    Stages can fail: a stage that continues another (``init_from``) is
+    validated before it trains (``val_before``) and after (``val_after``, its
+    best epoch); it is kept only if validation improved (``kept``), else the
+    model it started from goes on to the next stage and fills its row.
     """
     if not isinstance(recipe, Recipe):
         raise ValueError(f"recipe must be a Recipe; got {type(recipe).__name__}")
@@ -362,11 +380,18 @@ def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs
             if stage.kind == "teacher":
                 result.teachers[stage.name] = _teacher_for(stage, ctx)
                 continue
+            before = _validation_before(stage, k, ctx)
             run = _run_hash_stage(stage, k, ctx)
-            ctx.trained[(stage.name, k)] = run.model
-            result.add(stage.title, k, run.codes(splits.query), run.codes(splits.database),
-                       splits, stage=stage.name, gan_augmented=ctx.augmented(stage),
-                       best_epoch=run.history.best_epoch, seconds=round(run.seconds, 1))
+            best = run.history.best_epoch
+            after = None if best is None else run.history.records[best - 1]["val_mAP"]
+            kept = before is None or after is None or after > before
+            model = run.model if kept else ctx.trained[(stage.init_from, k)]
+            ctx.trained[(stage.name, k)] = model
+            result.add(stage.title, k, binary_codes(model, splits.query),
+                       binary_codes(model, splits.database), splits, stage=stage.name,
+                       gan_augmented=ctx.augmented(stage), best_epoch=run.history.best_epoch,
+                       seconds=round(run.seconds, 1), val_before=before, val_after=after,
+                       kept=kept)
             result.histories[(stage.title, k)] = run.history
             result.models[(stage.name, k)] = run.model
     result.teachers.update(ctx.teachers)

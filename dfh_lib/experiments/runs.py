@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..engine.backbone import shared_backbone
 from ..engine.cost import announce
 from ..engine.encoding import binary_codes
 from ..engine.train import History, TrainConfig, fit, method_config, train_method
@@ -74,8 +75,12 @@ def train_or_load(spec, splits, bits: int, profile=None, runs_dir=None, *, run_d
     """
     variant = Variant.of(spec)
     run_dir = run_dir if run_dir is not None else run_folder(runs_dir, f"{variant.label}-{bits}")
+    network = overrides.get("network") or method_config(variant.method, bits, profile).network
+    if network.startswith("face_embedding") and overrides.get("backbone") is None:
+        overrides["backbone"] = shared_backbone(splits, profile, progress)
     start = time.perf_counter()
-    announce(run_dir, method_config(variant.method, bits, profile, **overrides), splits)
+    announce(run_dir, method_config(variant.method, bits, profile, len(splits.train),
+                                    **overrides), splits)
     model, loss, history = train_method(variant.method, splits, bits, profile, run_dir=run_dir,
                                         loss_kwargs=variant.loss_kwargs, progress=progress,
                                         callback=callback, **overrides)

@@ -23,7 +23,7 @@ __all__ = ["PROTOCOLS", "book_dataset", "book_splits", "cap_dataset"]
 
 # Per-identity query / validation-query counts of each dataset's protocol.
 PROTOCOLS = {
-    "lfw": dict(num_query=5, num_val=2),
+    "lfw": dict(num_query=10, num_val=3),
     "synthfaces": dict(num_query=4, num_val=2),
     "orl": dict(num_query=2, num_val=1),
     "celeba": dict(num_query=1, num_val=1),

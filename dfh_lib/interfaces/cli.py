@@ -7,7 +7,9 @@ missing data, unreadable image or checkpoint, ...) ends in one line
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -71,10 +73,35 @@ def _parse_bits(text: str) -> tuple[int, ...]:
     return bits
 
 
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option`` and its value, written ``--opt N``, ``--opt=N``
+    or as an abbreviation argparse accepted (``--print-t N``)."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        name, eq, _ = token.partition("=")
+        if len(name) > 2 and name.startswith("--") and option.startswith(name):
+            skip = not eq
+            continue
+        kept.append(token)
+    return kept
+
+
 def main_train(argv=None):
-    """``python -m dfh_lib train --method dpsh --dataset synthfaces --bits 12``."""
+    """``python -m dfh_lib train --method dpsh --dataset synthfaces --bits 12``.
+
+    Under ``torchrun`` (see ``--print-torchrun``) every process trains its
+    share of each batch (:mod:`dfh_lib.engine.distributed`); only rank 0
+    prints and writes."""
+    import contextlib
+
     from ..core.profiles import get_profile
-    from ..engine.train import train_method
+    from ..core.runtime import get_device
+    from ..engine import distributed
+    from ..engine.backbone import shared_backbone
+    from ..engine.train import method_config, train_method
     from ..nn.losses.registry import LOSSES
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib train",
@@ -87,20 +114,40 @@ def main_train(argv=None):
     parser.add_argument("--profile", default=None, help="tiny, cpu or gpu (default: $DFH_PROFILE)")
     parser.add_argument("--run-dir", default=None, help="checkpoint folder (resumable)")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile")
+    parser.add_argument("--print-torchrun", type=int, default=None, metavar="N",
+                        help="print the torchrun command that trains the same on N GPUs "
+                             "(one process each, data-parallel) and exit")
     _add_data_options(parser)
     args = parser.parse_args(argv)
     if args.method not in LOSSES:
         raise ValueError(f"unknown method {args.method!r}; choose one of {sorted(LOSSES)}")
     if args.bits < 1:
         raise ValueError(f"--bits must be a positive integer; got {args.bits}")
-    profile = get_profile(args.profile)
-    splits = _splits(parser, args, profile)
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    _, _, history = train_method(args.method, splits, args.bits, profile, args.run_dir,
-                                 **overrides)
-    best = history.records[history.best_epoch - 1]
-    print(f"{args.method} {args.bits} bits on {splits.description}: best epoch "
-          f"{best['epoch']}, val mAP {best['val_mAP']:.4f}")
+    if args.print_torchrun is not None:
+        if args.print_torchrun < 1:
+            raise ValueError(f"--print-torchrun takes the number of processes (GPUs), a "
+                             f"positive integer; got {args.print_torchrun}")
+        rest = _without_option(sys.argv[1:] if argv is None else list(argv), "--print-torchrun")
+        print(shlex.join(distributed.torchrun_command(args.print_torchrun, ["train", *rest])))
+        return None
+    ctx = distributed.from_env()
+    if ctx.enabled:  # launched by torchrun: join the job before loading data
+        distributed.setup(get_device())
+    quiet = contextlib.nullcontext() if ctx.is_main else contextlib.redirect_stdout(io.StringIO())
+    with quiet:  # only rank 0 prints
+        profile = get_profile(args.profile)
+        with distributed.main_process_first():  # rank 0 fills caches first
+            splits = _splits(parser, args, profile)
+        overrides = {} if args.epochs is None else {"epochs": args.epochs}
+        if method_config(args.method, args.bits, profile).network.startswith("face_embedding"):
+            # under torchrun the ranks train the shared start together, rank 0 saves it
+            overrides["backbone"] = shared_backbone(splits, profile)
+        _, _, history = train_method(args.method, splits, args.bits, profile, args.run_dir,
+                                     **overrides)
+        best = history.records[history.best_epoch - 1]
+        print(f"{args.method} {args.bits} bits on {splits.description}: best epoch "
+              f"{best['epoch']}, val mAP {best['val_mAP']:.4f}")
+    distributed.teardown()
     return history
 
 

@@ -21,11 +21,12 @@ __all__ = ["Provenance", "provenance_line", "results_table", "save_results", "lo
 # Result files shipped with the library (so a chapter shows them on Colab too):
 # runs too long for a chapter to repeat, each made by this project's own code.
 REFERENCE_RUNS = {
-    "tune_dfh_cpu-lfw": {
-        "what": "validation-only random search of the DFH loss settings (Chapter 3)",
-        "command": "python bench/tune_dfh.py --bits 12 24 36 48 --trials 30 --top 3 --seeds 3 "
-                   "--workers 14 --out dfh_lib/reference_results/tune_dfh_cpu-lfw.jsonl",
-        "device": "NVIDIA H100 80GB HBM3 (torch 2.11), cpu-profile recipe, LFW >= 20 images",
+    "tuning-cpu-lfw": {
+        "what": "validation-only search of every method's settings, 6 runs each at 12 and 48 "
+                "bits (Chapter 3)",
+        "command": "python bench/headline.py --profile cpu --dataset lfw",
+        "device": "2-core CPU (the project's development machine), cpu profile, LFW >= 20 images",
+        "file": "tuning-cpu-lfw.csv",
     },
 }
 
@@ -173,7 +174,8 @@ def load_reference_run(name: str) -> pd.DataFrame:
 
     if name not in REFERENCE_RUNS:
         raise ValueError(f"unknown reference run {name!r}; known: {sorted(REFERENCE_RUNS)}")
-    with files("dfh_lib").joinpath("reference_results", f"{name}.jsonl").open() as f:
-        df = pd.read_json(f, lines=True)
+    file = REFERENCE_RUNS[name].get("file", f"{name}.jsonl")
+    with files("dfh_lib").joinpath("reference_results", file).open() as f:
+        df = pd.read_csv(f) if file.endswith(".csv") else pd.read_json(f, lines=True)
     df.attrs["reference"] = dict(REFERENCE_RUNS[name], name=name)
     return df

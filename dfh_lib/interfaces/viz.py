@@ -198,3 +198,32 @@ def show_edits(images: np.ndarray, edits: np.ndarray, columns: Sequence[str],
     if title:
         fig.suptitle(title, fontsize=9, y=1.0)
     return fig
+
+
+def pca_scatter(ax, codes: np.ndarray, labels: np.ndarray, people: int = 8,
+                title: str | None = None):
+    """The codes of the first ``people`` identities projected on the first two
+    principal components of all the codes, coloured by identity."""
+    centred = codes - codes.mean(0)
+    components = np.linalg.svd(centred, full_matrices=False)[2][:2]
+    chosen = np.isin(labels, np.unique(labels)[:people])
+    ax.scatter(*(centred[chosen] @ components.T).T, c=labels[chosen], cmap="tab10", s=16)
+    ax.set(title=title, xticks=[], yticks=[])
+    return ax
+
+
+def code_histogram(model, data, row: dict):
+    """A figure: the histogram of a model's relaxed outputs on ``data`` (raw
+    outputs read through tanh), titled with the run's mAP, P@H<=2 and its
+    share of undecided outputs (|u| < 0.5)."""
+    from ..engine.encoding import encode
+
+    values = encode(model, data)
+    values = values.tanh() if values.abs().max() > 1 else values
+    fig, ax = plt.subplots(figsize=(5.2, 2.6))
+    ax.hist(values.ravel().numpy(), bins=50, range=(-1, 1), color="C0")
+    ax.set(xlabel="relaxed output u (query faces)", yticks=[],
+           title=f"mAP {row['mAP']:.3f}   P@H≤2 {row['P@H<=2']:.3f}   "
+                 f"undecided {float((values.abs() < 0.5).float().mean()):.0%}")
+    plt.close(fig)
+    return fig

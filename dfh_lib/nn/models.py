@@ -21,22 +21,30 @@ them by name with :func:`build_model`.
 from __future__ import annotations
 
 import abc
+import hashlib
 import math
+import os
 import warnings
+from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from ..core.data.paths import cache_dir
+
 __all__ = [
-    "MODEL_NAMES", "IMAGENET_MEAN", "IMAGENET_STD", "Standardize", "HashHead",
+    "MODEL_NAMES", "EmbeddingHashNet", "load_face_embedding", "backbone_file", "weights_id",
+    "IMAGENET_MEAN", "IMAGENET_STD", "Standardize", "HashHead",
     "LocallyConnected2d", "DivideAndEncode", "HashNetwork", "DDHNet", "SmallResNet",
     "TorchvisionResNet", "build_model", "count_parameters",
 ]
 
-MODEL_NAMES = ("ddh", "small_resnet", "resnet18", "resnet50")
+MODEL_NAMES = ("ddh", "small_resnet", "resnet18", "resnet50", "face_embedding",
+               "face_embedding_ft")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -406,6 +414,183 @@ class TorchvisionResNet(_ResNetLike):
         self.head = HashHead(net.fc.in_features, bits, activation, batch_norm)
 
 
+def _view(images: torch.Tensor, flip: bool, shift: tuple[int, int]) -> torch.Tensor:
+    """``images`` (N, C, H, W) flipped and shifted by ``shift`` pixels (reflect
+    padding): one augmented view of the whole batch."""
+    x = images.flip(-1) if flip else images
+    dy, dx = shift
+    if dy or dx:
+        p = max(abs(dy), abs(dx))
+        h, w = x.shape[-2:]
+        x = nn.functional.pad(x, (p, p, p, p), mode="reflect")[..., p + dy:p + dy + h,
+                                                                p + dx:p + dx + w]
+    return x
+
+
+class EmbeddingHashNet(nn.Module):
+    """A hash head on the book's face embedding network.
+
+    ``trunk`` maps faces (N, 3, H, W) in [0, 1] to a float embedding (N, D)
+    (the shared backbone of the training set, :mod:`dfh_lib.engine.backbone`).
+    The head is Linear(D, hidden) -> BN -> ReLU ->
+    :class:`HashHead` (Linear -> [BN] -> activation).
+
+    ``fine_tune=False`` (cpu, tiny): the trunk is frozen (eval mode, no
+    gradient). Then :meth:`precompute_inputs` runs it once over a training
+    set and its augmented views (flips and shifts), and the training loop
+    feeds those (N, V, D) embeddings instead of images: each step picks one
+    view per face at random — augmentation at no cost per step, so a method
+    trains in seconds. ``fine_tune=True`` (gpu): the whole network trains on
+    images (the loop augments them).
+
+    Shapes: images (N, 3, H, W) or precomputed (N, V, D) -> u (N, bits).
+    """
+
+    def __init__(self, trunk: nn.Module, bits: int, activation: str | None = "tanh",
+                 hidden: int = 512, batch_norm: bool = False, fine_tune: bool = False,
+                 views: int = 8):
+        super().__init__()
+        self.bits = _check_bits(bits)
+        self.image_size = tuple(trunk.image_size)
+        self.activation = activation
+        self.fine_tune = bool(fine_tune)
+        self.views = int(views)
+        trunk.requires_grad_(self.fine_tune)
+        if self.fine_tune:
+            self.trunk_net = trunk
+        else:
+            # frozen: kept out of the submodules, so checkpoints hold the head
+            # only (kilobytes); the buffer below names the trunk they need
+            self._frozen = {"trunk": trunk.eval()}
+        self.register_buffer("trunk_id", weights_id(trunk))
+        width = trunk.bits
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.BatchNorm1d(hidden),
+                                  nn.ReLU(inplace=True),
+                                  HashHead(hidden, bits, activation, batch_norm))
+
+    @property
+    def trunk(self) -> nn.Module:
+        """The face embedding network (frozen unless ``fine_tune``)."""
+        return self.trunk_net if self.fine_tune else self._frozen["trunk"]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if not self.fine_tune:  # .to(device) and friends move the frozen trunk too
+            self._frozen["trunk"]._apply(fn, *args, **kwargs)
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        stored = state_dict.get(prefix + "trunk_id")
+        if stored is not None and not torch.equal(stored.cpu(), self.trunk_id.cpu()):
+            raise ValueError("this checkpoint was trained on another face embedding network "
+                             "than the one loaded now; retrain it, or load the embedding "
+                             "it was made with")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit-length face embeddings (N, D) of images (N, 3, H, W) in [0, 1]."""
+        with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
+            return nn.functional.normalize(self.trunk(images), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3:  # precomputed (N, V, D): a random view per face in training
+            if self.fine_tune:
+                raise ValueError("a fine-tuned trunk needs images, not precomputed embeddings")
+            pick = (torch.randint(x.shape[1], (len(x),), device=x.device) if self.training
+                    else torch.zeros(len(x), dtype=torch.long, device=x.device))
+            features = x[torch.arange(len(x), device=x.device), pick]
+        else:
+            features = self.embed(x)
+        return self.head(features)
+
+    @torch.no_grad()
+    def precompute_inputs(self, images: torch.Tensor, training: bool,
+                          batch_size: int = 512) -> torch.Tensor:
+        """What the training loop feeds instead of ``images`` (N, 3, H, W)
+        uint8: with a frozen trunk, embeddings (N, V, D) of ``views`` views
+        (view 0 the image itself, 1 its mirror, then mirrored or not and
+        shifted by up to 1/16 of the side, fixed seed) for a training set,
+        (N, 1, D) otherwise; with ``fine_tune`` the images themselves."""
+        if self.fine_tune:
+            return images
+        key = (tuple(self.trunk_id.tolist()), self.views if training else 1,
+               hashlib.sha1(images.contiguous().numpy().tobytes()).hexdigest(), images.shape)
+        if key not in _EMBEDDING_CACHE:
+            if len(_EMBEDDING_CACHE) >= 8:
+                _EMBEDDING_CACHE.pop(next(iter(_EMBEDDING_CACHE)))
+            _EMBEDDING_CACHE[key] = self._embed_views(images, training, batch_size)
+        return _EMBEDDING_CACHE[key]
+
+    def _embed_views(self, images: torch.Tensor, training: bool, batch_size: int):
+        generator = torch.Generator().manual_seed(0)
+        reach = max(1, min(self.image_size) // 16)
+        plan = [(False, (0, 0)), (True, (0, 0))]
+        while len(plan) < self.views:
+            flip = bool(torch.randint(2, (1,), generator=generator))
+            shift = torch.randint(-reach, reach + 1, (2,), generator=generator).tolist()
+            plan.append((flip, tuple(shift)))
+        plan = plan[:self.views] if training else plan[:1]
+        was_training = self.training
+        self.eval()
+        device = next(self.head.parameters()).device
+        try:
+            out = torch.empty(len(images), len(plan), self.trunk.bits)
+            for start in range(0, len(images), batch_size):
+                batch = images[start:start + batch_size].to(device).float() / 255
+                for v, (flip, shift) in enumerate(plan):
+                    out[start:start + batch_size, v] = self.embed(_view(batch, flip, shift)).cpu()
+        finally:
+            self.train(was_training)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"bits={self.bits}, image_size={self.image_size}, "
+                f"activation={self.activation!r}, fine_tune={self.fine_tune}")
+
+
+#: embeddings of recent training sets, so a sweep of head trainings on the same
+#: faces runs the frozen trunk once (keyed by trunk, views and image bytes)
+_EMBEDDING_CACHE: dict = {}
+
+
+def weights_id(model: nn.Module) -> torch.Tensor:
+    """A network's weights as 4 int64 (a SHA-1 prefix): names the trunk a head needs."""
+    digest = hashlib.sha1()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return torch.tensor(np.frombuffer(digest.digest()[:16], dtype=np.int32).astype(np.int64))
+
+
+def backbone_file(backbone: str | os.PathLike) -> Path:
+    """Where a shared face embedding network lives: ``backbone`` itself when
+    it is a file, else the id of one trained by
+    :func:`dfh_lib.engine.backbone.shared_backbone`, stored under
+    ``<cache>/backbones/<id>/embedding.pt``."""
+    path = Path(backbone)
+    if path.suffix == ".pt":
+        return path
+    return cache_dir() / "backbones" / str(backbone) / "embedding.pt"
+
+
+def load_face_embedding(backbone: str | os.PathLike) -> "SmallResNet":
+    """A face embedding network (file path or shared-backbone id), in eval mode."""
+    file = backbone_file(backbone)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no face embedding network at {file}; train it on the training set with "
+            f"dfh_lib.engine.backbone.shared_backbone(splits) (train_or_load does)") from None
+    if not isinstance(state, dict) or state.get("format") != "dfh_lib.face_embedding/1":
+        raise ValueError(f"{file} is not a face embedding file (format "
+                         f"'dfh_lib.face_embedding/1')")
+    trunk = SmallResNet(state["dim"], tuple(state["image_size"]), activation=None,
+                        widths=tuple(state.get("widths", (32, 64, 128, 256))))
+    trunk.load_state_dict(state["model"])
+    return trunk.eval()
+
+
 def build_model(name: str, bits: int, image_size=(32, 32), pretrained: bool = False,
                 **kwargs) -> HashNetwork:
     """A hash network by name: ``"ddh"``, ``"small_resnet"``, ``"resnet18"``, ``"resnet50"``.
@@ -423,6 +608,15 @@ def build_model(name: str, bits: int, image_size=(32, 32), pretrained: bool = Fa
     if pretrained:
         raise ValueError(f"no pretrained weights exist for {name!r}; use pretrained=False "
                          f"(ImageNet weights: 'resnet18' or 'resnet50')")
+    if name.startswith("face_embedding"):
+        if kwargs.get("backbone") is None:
+            raise ValueError(f"{name!r} needs backbone= (the shared face embedding network "
+                             f"of the training set: train_or_load finds it)")
+        trunk = load_face_embedding(kwargs.pop("backbone"))
+        if tuple(image_size) != tuple(trunk.image_size):
+            raise ValueError(f"the face embedding network takes {trunk.image_size} inputs; "
+                             f"got image_size={tuple(image_size)}")
+        return EmbeddingHashNet(trunk, bits, fine_tune=name.endswith("_ft"), **kwargs)
     network = DDHNet if name == "ddh" else SmallResNet
     return network(bits, image_size, **kwargs)
 

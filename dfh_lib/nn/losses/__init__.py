@@ -11,16 +11,17 @@ Quantization penalties live in :mod:`dfh_lib.nn.quantizers`.
 """
 from .base import HashLoss
 from .baselines import (CSQLoss, DCDHLoss, DDHLoss, DPSHLoss, DSHLoss, GreedyHashLoss,
-                        HashNetLoss, SoftmaxLoss, hash_centers)
+                        HashNetLoss, SoftmaxLoss, hash_centers, separated_codes)
 from .dfh import (BitBalanceLoss, BitDecorrelationLoss, DFHLoss, DFHQLoss, HammingProxyLoss,
                   SignControlLoss)
 from .distillation import DistillationLoss, MultiHeadLoss, SimilarityDistillLoss, SoftTargetLoss
 from .gan import discriminator_loss, generator_loss, gradient_penalty
+from .embedding import CosFaceLoss
 from .registry import LOSSES, METHOD_DEFAULTS, build_loss, has_method
 
 __all__ = [
     "HashLoss", "DPSHLoss", "DSHLoss", "HashNetLoss", "GreedyHashLoss", "CSQLoss",
-    "DDHLoss", "DCDHLoss", "SoftmaxLoss", "hash_centers",
+    "DDHLoss", "DCDHLoss", "SoftmaxLoss", "hash_centers", "separated_codes", "CosFaceLoss",
     "HammingProxyLoss", "SignControlLoss", "BitBalanceLoss", "BitDecorrelationLoss",
     "DFHLoss", "DFHQLoss",
     "MultiHeadLoss", "DistillationLoss", "SimilarityDistillLoss", "SoftTargetLoss",

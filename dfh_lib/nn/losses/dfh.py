@@ -34,7 +34,7 @@ from torch import nn
 from ...core.checks import non_negative, positive_int
 from ..quantizers import build_quantizer, sign
 from .base import HashLoss
-from .baselines import hash_centers
+from .baselines import separated_codes
 
 __all__ = ["HammingProxyLoss", "SignControlLoss", "BitBalanceLoss",
            "BitDecorrelationLoss", "DFHLoss", "DFHQLoss"]
@@ -47,7 +47,7 @@ class HammingProxyLoss(nn.Module):
     Recognition", CVPR 2018) applied to relaxed codes, with the margin given
     in bits:
 
-        cos_ic = u_iᵀw_c / (‖u_i‖ ‖w_c‖)
+        cos_ic = u_iᵀt_c / (‖u_i‖ ‖t_c‖)
         L = mean_i −log  e^{s(cos_iy − m)} / (e^{s(cos_iy − m)} + Σ_{c≠y} e^{s cos_ic})
         m = 2 · margin_bits / K
 
@@ -55,54 +55,68 @@ class HammingProxyLoss(nn.Module):
     cos = 1 − 2 d_H / K and ``cos_iy − m > cos_ic`` reads
     d_H(b_i, t_c) > d_H(b_i, t_y) + margin_bits — every other identity's
     proxy at least ``margin_bits`` farther in Hamming distance than the
-    face's own. On ±1 codes, where the sign term drives u, that is exactly
-    the constraint; on relaxed codes it is its continuous surrogate.
+    face's own.
+
+    The loss can be satisfied. The proxies ``t_c`` are fixed ±1 codes with
+    a known minimum distance d_min (:func:`~dfh_lib.nn.losses.separated_codes`:
+    4, 8, 14, 22 bits for 62 identities at K = 12, 24, 36, 48). A face
+    placed exactly on its target code then beats every other identity by
+    at least 2(d_min − margin_bits)/K in cosine, so the margin must stay
+    below d_min (the default is d_min / 2, and a larger one is refused), and
+    the scale is set from it so that the loss at the targets is at most
+    log(1 + ε), ε = 0.05:
+
+        s = K · ln((C − 1) / ε) / (2 (d_min − margin_bits))
+
+    (≈ 21 at K = 12 and 17 at K = 48 for 62 identities). A fixed scale
+    cannot do this at every length: the earlier s = 4 left the loss at 2.2
+    to 2.8 with every face on its target, so the term never switched off.
+    OrthoHash (Hoe et al., NeurIPS 2021) also uses a cosine-margin softmax
+    against fixed ±1 codes. ``learn_proxies=True`` makes the proxies
+    learnable (their signs then may drift and d_min is no longer known).
 
     Built on ``pytorch_metric_learning.losses.CosFaceLoss`` (cosine
-    distance, mean reducer), which owns the proxies ``W`` (K, C). They start
-    at CSQ hash centres, far apart in Hamming space: the rows of
-    :func:`~dfh_lib.nn.losses.hash_centers` (C, K + 1) without their first
-    column: for Hadamard centres it is +1 for (nearly) every identity, a bit
-    that tells nobody apart and that the balance term would fight. Scaled
-    to unit length, the proxies are learned. OrthoHash
-    (Hoe et al., NeurIPS 2021) uses the same cosine-margin softmax against
-    *fixed* ±1 codes. At the book's learning rate the proxies' signs stay
-    put (none flipped in 30 epochs on LFW at 48 bits, Adam lr 1e-3): what
-    is learned is how much each bit weighs per identity, and the sign
-    targets are in effect the hash centres.
+    distance, mean reducer), whose weight ``W`` (K, C) holds the proxies.
 
     Args:
         bits / num_classes: K and the number of training identities C.
-        margin_bits: Hamming margin (default K/4: 12 bits at K = 48). In the
-            validation search of ``bench/tune_dfh.py`` (LFW, 30 epochs, 30
-            random settings per length) margins of K/4 to 3K/8 beat 0 and
-            K/16 at every length.
-        scale: s, the softmax inverse temperature (default 4). A large s
-            saturates the softmax on the few images per identity and
-            overfits: in the same search s = 4 was best at every code
-            length and s = 16 worst (mean val mAP 0.58 vs 0.49 at 48 bits).
-        seed: seed of the initial hash centres.
+        margin_bits: Hamming margin (default d_min / 2); must be < d_min.
+        scale: s; None derives it as above.
+        seed: seed of the proxy codes.
+        learn_proxies: train the proxies too (default False).
     Shapes:
         u: (N, K) float; labels: (N,) int64 in 0..C−1 → scalar.
     """
 
+    #: the loss at the target codes is at most log(1 + TARGET_SLACK)
+    TARGET_SLACK = 0.05
+
     def __init__(self, bits: int, num_classes: int, margin_bits: float | None = None,
-                 scale: float = 4.0, seed: int = 0):
+                 scale: float | None = None, seed: int = 0, learn_proxies: bool = False):
         super().__init__()
         bits, num_classes = positive_int("bits", bits), positive_int("num_classes", num_classes)
-        self.margin_bits = bits / 4 if margin_bits is None else non_negative("margin_bits",
-                                                                              margin_bits)
-        if self.margin_bits > bits:
-            raise ValueError(f"margin_bits must be at most bits={bits}; got {self.margin_bits}")
+        codes = separated_codes(num_classes, bits, seed=seed)
+        dist = (bits - codes @ codes.T) / 2
+        self.min_distance = float(dist.fill_diagonal_(bits).min()) if num_classes > 1 else bits
+        self.margin_bits = (self.min_distance / 2 if margin_bits is None
+                            else non_negative("margin_bits", margin_bits))
+        if self.margin_bits >= self.min_distance:
+            raise ValueError(
+                f"margin_bits={self.margin_bits:g} must be below the proxies' minimum "
+                f"distance {self.min_distance:g} bits ({num_classes} identities in {bits} "
+                f"bits), or the loss can never be satisfied; use a smaller margin")
+        if scale is None:
+            slack = 2 * (self.min_distance - self.margin_bits) / bits
+            scale = math.log(max(num_classes - 1, 1) / self.TARGET_SLACK) / slack
         self.cosface = CosFaceLoss(num_classes, bits, margin=2 * self.margin_bits / bits,
                                    scale=non_negative("scale", scale))
         with torch.no_grad():
-            centers = hash_centers(num_classes, bits + 1, seed=seed)[:, 1:]
-            self.cosface.W.copy_(centers.T / math.sqrt(bits))
+            self.cosface.W.copy_(codes.T / math.sqrt(bits))
+        self.cosface.W.requires_grad_(bool(learn_proxies))
 
     @property
     def proxies(self) -> torch.Tensor:
-        """(C, K) learnable proxies, one row per identity."""
+        """(C, K) proxies, one row per identity."""
         return self.cosface.W.T
 
     def target_codes(self, labels: torch.Tensor) -> torch.Tensor:
@@ -113,7 +127,8 @@ class HammingProxyLoss(nn.Module):
         return self.cosface(u, labels)
 
     def extra_repr(self) -> str:
-        return f"margin_bits={self.margin_bits:g}, scale={self.cosface.scale:g}"
+        return (f"margin_bits={self.margin_bits:g}, scale={self.cosface.scale:g}, "
+                f"min_distance={self.min_distance:g}")
 
 
 class SignControlLoss(nn.Module):
@@ -137,8 +152,7 @@ class SignControlLoss(nn.Module):
     leaves the rest to the metric term.
 
     Args:
-        margin: m in (0, 1] (default 0.8; 0.8 beat 0.3 and 0.5 in the
-            validation search at 12, 24 and 48 bits).
+        margin: m in (0, 1] (default 0.8; Chapter 3's search tries 0.8 and 0.95).
     Shapes:
         u: (N, K) float; targets: (N, K) in {−1, +1} → scalar.
     """
@@ -231,12 +245,14 @@ class DFHLoss(HashLoss):
     Args:
         bits / num_classes: K and the number of training identities.
         metric_weight / sign_weight / balance_weight / decorrelation_weight: ≥ 0
-            (defaults 1, 1, 1, 0.1: from the trends of the validation search in
-            ``bench/tune_dfh.py``; Chapter 3 shows that search and the ablation).
-        margin_bits / scale: :class:`HammingProxyLoss`'s Hamming margin and scale.
-        margin_fraction: the margin as a fraction of K instead (``margin_bits =
-            margin_fraction · K``), so one setting serves every code length.
-        sign_margin: :class:`SignControlLoss`'s m.
+            (defaults 1, 1, 1, 0.1; Chapter 3 explores margin and sign weight).
+        margin_bits / scale: :class:`HammingProxyLoss`'s Hamming margin and
+            scale (None: d_min / 2 and the derived scale).
+        margin_fraction: the margin as a fraction of the proxies' minimum
+            distance d_min instead (``margin_bits = margin_fraction · d_min``,
+            in [0, 1)), so one setting serves every code length.
+        learn_proxies: :class:`HammingProxyLoss`'s option (default False).
+        sign_margin: :class:`SignControlLoss`'s m (Chapter 3 tunes 0.8 vs 0.95).
         quantization: optional extra term, ``quantization(u) -> scalar``.
         seed: seed of the initial proxies (hash centres).
     """
@@ -244,14 +260,17 @@ class DFHLoss(HashLoss):
     def __init__(self, bits: int, num_classes: int, metric_weight: float = 1.0,
                  sign_weight: float = 1.0, balance_weight: float = 1.0,
                  decorrelation_weight: float = 0.1, margin_bits: float | None = None,
-                 scale: float = 4.0, sign_margin: float = 0.8,
+                 scale: float | None = None, sign_margin: float = 0.8,
                  quantization: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 seed: int = 0, margin_fraction: float | None = None):
+                 seed: int = 0, margin_fraction: float | None = None,
+                 learn_proxies: bool = False):
         super().__init__(bits=bits, num_classes=num_classes)
         if margin_fraction is not None:
             if margin_bits is not None:
                 raise ValueError("give margin_bits or margin_fraction, not both")
-            margin_bits = non_negative("margin_fraction", margin_fraction) * self.bits
+            if not 0 <= margin_fraction < 1:
+                raise ValueError(f"margin_fraction is a fraction of the proxies' minimum "
+                                 f"distance, in [0, 1); got {margin_fraction!r}")
         self.weights = {name: non_negative(f"{name}_weight", value) for name, value in (
             ("metric", metric_weight), ("sign", sign_weight), ("balance", balance_weight),
             ("decorrelation", decorrelation_weight))}
@@ -261,7 +280,11 @@ class DFHLoss(HashLoss):
         if not any(self.weights.values()) and quantization is None:
             raise ValueError("every DFH term has weight 0 and no quantization is given; "
                              "set at least one weight > 0")
-        self.metric = HammingProxyLoss(bits, num_classes, margin_bits, scale, seed)
+        if margin_fraction is not None:
+            d_min = HammingProxyLoss(bits, num_classes, 0.0, 1.0, seed).min_distance
+            margin_bits = margin_fraction * d_min
+        self.metric = HammingProxyLoss(bits, num_classes, margin_bits, scale, seed,
+                                       learn_proxies)
         self.sign = SignControlLoss(sign_margin)
         self.balance = BitBalanceLoss()
         self.decorrelation = BitDecorrelationLoss()

@@ -13,30 +13,33 @@ from .base import HashLoss
 from .baselines import (CSQLoss, DCDHLoss, DDHLoss, DPSHLoss, DSHLoss, GreedyHashLoss,
                         HashNetLoss, SoftmaxLoss)
 from .dfh import DFHLoss, DFHQLoss
+from .embedding import CosFaceLoss
 
 __all__ = ["LOSSES", "METHOD_DEFAULTS", "build_loss", "has_method"]
 
 LOSSES: dict[str, type[HashLoss]] = {
     "dpsh": DPSHLoss, "dsh": DSHLoss, "hashnet": HashNetLoss, "greedyhash": GreedyHashLoss,
     "csq": CSQLoss, "ddh": DDHLoss, "dcdh": DCDHLoss, "softmax": SoftmaxLoss,
-    "dfh": DFHLoss, "dfhq": DFHQLoss,
+    "dfh": DFHLoss, "dfhq": DFHQLoss, "cosface": CosFaceLoss,
 }
 
 #: What each method needs from the network, passed to ``build_model``:
 #: ``activation`` always (None = raw outputs z, because the method squashes or
-#: regularises them itself or its paper uses none), ``network`` where the
-#: method prescribes one (DDH's own architecture).
+#: regularises them itself or its paper uses none). Every method trains on the
+#: profile's network, so all start from the same point; a ``network`` entry
+#: would pin one (DDH's architecture is ``build_model("ddh")``, chosen explicitly).
 METHOD_DEFAULTS = {
     "dpsh": {"activation": None},       # paper: linear outputs + quantization term
     "dsh": {"activation": None},        # paper: linear outputs + L1 regulariser
     "hashnet": {"activation": None},    # the loss applies tanh(βz)
     "greedyhash": {"activation": None},  # the loss applies sgn (straight-through)
     "csq": {"activation": "tanh"},      # BCE needs u in [-1, 1]
-    "ddh": {"network": "ddh", "activation": "tanh"},
+    "ddh": {"activation": "tanh"},      # its own network: build_model("ddh"), Chapter 2
     "dcdh": {"activation": None},       # released net: Linear -> BN, no tanh
     "softmax": {"activation": None},    # real-valued features for LSH / PCA-ITQ
     "dfh": {"activation": "tanh"},      # sign margin, balance, decorrelation need u in [-1, 1]
     "dfhq": {"activation": None},       # the quantizer maps z to codes
+    "cosface": {"activation": None},    # a float embedding, ranked by cosine
 }
 
 
