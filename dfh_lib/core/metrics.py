@@ -381,7 +381,8 @@ class _Scan:
 
     def _chunk(self, dist, row, item) -> _Chunk:
         plan, num_q, width = self.plan, len(dist), self.plan.num_bins + 1
-        key = torch.add(self.base[:num_q], dist, out=self.keys[:num_q])
+        # cast, then add in place: a mixed-dtype add is several times slower
+        key = self.keys[:num_q].copy_(dist).add_(self.base[:num_q])
         hist = torch.bincount(key.view(-1), minlength=num_q * plan.num_blocks * width)
         # running totals over the blocks; the last block's are the totals
         running = hist.view(num_q, plan.num_blocks, width).cumsum(1)

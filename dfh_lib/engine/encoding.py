@@ -68,6 +68,8 @@ def encode(model: torch.nn.Module, data, batch_size: int = 512, device=None,
         device = next(model.parameters()).device
     else:
         model.to(device)
+    if hasattr(model, "precompute_inputs") and images.ndim == 4 and images.dtype == torch.uint8:
+        images = model.precompute_inputs(images, training=False)  # a frozen trunk runs once
     was_training = model.training
     model.eval()
     try:
