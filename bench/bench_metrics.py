@@ -24,22 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import torch
 
 from dfh_lib import metrics
 from dfh_lib.core.index import HammingIndex, faiss
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+from dfh_lib.core.runtime import cpu_name
 
 
 def _time(fn, device: torch.device) -> tuple[float, float]:
@@ -101,7 +92,7 @@ def main(argv=None):
 
     print(f"{args.queries:,} queries x {args.database:,} database codes, {args.bits} bits, "
           f"{args.labels} labels")
-    print(f"machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads"
           + (f", faiss {faiss.__version__}" if faiss is not None else ", no faiss"))
     if args.device.type == "cuda":

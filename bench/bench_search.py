@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -24,15 +23,7 @@ import torch
 
 from dfh_lib.analysis import scale
 from dfh_lib.core.index import faiss, pack_bits
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+from dfh_lib.core.runtime import cpu_name
 
 
 def _simulated_codes(bits: int, num_query: int, num_db: int, seed: int):
@@ -68,7 +59,7 @@ def main(argv=None):
     distractors = scale.CodeDistribution.fit(real_codes).sample(max(counts), seed=args.seed + 1)
     print(f"{len(query_codes)} queries, {len(real_codes)} real codes, {bits} bits; "
           f"{max(counts):,} distractors drawn in {time.perf_counter() - start:.1f} s")
-    print(f"machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads, faiss {getattr(faiss, '__version__', 'missing')}")
     print(f"memory bandwidth {scale.memory_bandwidth() / 1e9:.1f} GB/s, XOR + popcount "
           f"{scale.popcount_rate(bits) / 1e9:.2f} G codes/s")

@@ -18,7 +18,7 @@ from pathlib import Path
 from .version import __version__
 from .profiles import Profile, get_profile
 
-__all__ = ["RunContext", "describe_device", "get_device", "seed_everything",
+__all__ = ["RunContext", "cpu_name", "describe_device", "get_device", "seed_everything",
            "setup_notebook"]
 
 
@@ -56,6 +56,18 @@ def get_device(prefer=None):
         raise ValueError(f"{source} asks for device {request!r}, which is not available "
                          f"here; use 'cpu' or unset DFH_DEVICE to pick automatically")
     return device
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for benchmark reports."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
 
 
 def describe_device(device) -> str:
