@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
-from ..core.index import faiss, unpack_bits
+from ..core.index import faiss, pack_bits, unpack_bits
 from ..core.metrics import check_codes, hamming_ranking
 
-__all__ = ["CodeDistribution", "CodeMixture", "bit_statistics", "distractor_counts", "packed_distances",
+__all__ = ["real_database", "search_table", "CodeDistribution", "CodeMixture", "bit_statistics", "distractor_counts", "packed_distances",
            "exact_search", "tie_aware_recall", "SearchMethod", "search_methods",
            "benchmark_search", "memory_bandwidth", "popcount_rate"]
 
@@ -540,3 +540,34 @@ def popcount_rate(bits: int = 48, num_codes: int = 1 << 15, trials: int = 50) ->
         np.bitwise_count(np.bitwise_xor(db[:1], db, out=xor), out=count)
         best = min(best, time.perf_counter() - start)
     return _threads() * num_codes / best
+
+
+def real_database(model, splits, everyone) -> tuple[np.ndarray, np.ndarray, object]:
+    """Packed codes of the queries and of the real database: the protocol's
+    database faces plus every face in ``everyone`` of a person who is not a
+    query identity (strangers). Without strangers (e.g. synthfaces) the
+    database faces alone. Returns ``(query, real, strangers)``, the last a
+    FaceDataset (possibly empty)."""
+    from ..engine.encoding import binary_codes
+
+    names = np.array(everyone.identity_names)[everyone.labels]
+    others = everyone.subset(np.flatnonzero(~np.isin(names, splits.query.identity_names)))
+    codes = [binary_codes(model, splits.database)]
+    if len(others):
+        codes.append(binary_codes(model, others))
+    return pack_bits(binary_codes(model, splits.query)), pack_bits(torch.cat(codes)), others
+
+
+def search_table(query: np.ndarray, real: np.ndarray, distractors: np.ndarray,
+                 counts: Sequence[int], bits: int, k: int = 10) -> list[dict]:
+    """:func:`benchmark_search` rows for the real database plus the first
+    ``count`` distractors, for each of ``counts``; each row is named by its
+    ``search`` (method and setting) and its ``index`` family."""
+    rows = []
+    for count in counts:
+        db = np.concatenate([real, distractors[:count]])
+        rows += benchmark_search(query, db, bits, k=k)
+        print(f"{len(db):>12,} codes: done", flush=True)
+    for row in rows:
+        row["search"] = f"{row['method']} {row['setting']}".strip()
+    return rows
