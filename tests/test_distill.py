@@ -42,8 +42,9 @@ def tiny():
 def small_recipe(**student):
     """Teacher (a small DDH-sized embedding to keep it fast) -> student -> finetune."""
     return Recipe((Stage("teacher", kind="teacher", network="ddh", dim=32),
-                   Stage("student", heads=HEADS, distill=Distill(), **student),
-                   Stage("finetune", heads=HEADS, init_from="student", lr_scale=0.1)))
+                   Stage("student", heads=HEADS, distill=Distill(), network="ddh", **student),
+                   Stage("finetune", heads=HEADS, init_from="student", lr_scale=0.1,
+                         network="ddh")))
 
 
 # ---------------------------------------------------------------------------- network
@@ -188,8 +189,8 @@ def test_init_from_copies_weights_and_gan_stage_gets_augmented_data(splits, tiny
         return train_module.History()
 
     monkeypatch.setattr(runs_module, "fit", fake_fit)
-    recipe = Recipe((Stage("a", heads=HEADS),
-                     Stage("b", method="dfhq", heads=HEADS, init_from="a", augment="gan")))
+    recipe = Recipe((Stage("a", heads=None),  # the profile's network's default heads
+                     Stage("b", method="dfhq", heads=None, init_from="a", augment="gan")))
     doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
     result = run_recipe(recipe, splits, 12, tiny, tmp_path, augment_fn=doubled, progress=False)
     a, b = result.models[("a", 12)], result.models[("b", 12)]
@@ -206,7 +207,7 @@ def test_a_stage_that_does_not_improve_validation_is_not_kept(splits, tiny, tmp_
         return train_module.History(records=[{"epoch": 1, "val_mAP": -1.0}])
 
     monkeypatch.setattr(runs_module, "fit", fake_fit)
-    recipe = Recipe((Stage("a", heads=HEADS), Stage("b", heads=HEADS, init_from="a")))
+    recipe = Recipe((Stage("a", heads=None), Stage("b", heads=None, init_from="a")))
     result = run_recipe(recipe, splits, 12, tiny, tmp_path, progress=False)
     first, second = result.rows
     assert first["kept"] and first["val_before"] is None
@@ -216,10 +217,11 @@ def test_a_stage_that_does_not_improve_validation_is_not_kept(splits, tiny, tmp_
 
 
 def test_ablation_rows_in_order(splits, tiny):
-    result = distill.ablation(splits, (12,), tiny, heads=HEADS, progress=False)
+    result = distill.ablation(splits, (12,), tiny, progress=False)
     assert [r["method"] for r in result.rows] == list(distill.ABLATION)
     maps = distill.head_maps(result.models[("student", 12)], splits)
-    assert list(maps) == list(HEADS) and all(0 < m <= 1 for m in maps.values())
+    # tiny's student: the hash head on the shared face embedding, a head on its hidden layer
+    assert list(maps) == ["hidden", "final"] and all(0 < m <= 1 for m in maps.values())
     mats = distill.similarity_matrices(result.teachers["teacher"],
                                        result.models[("student", 12)], splits.query, n=6)
     assert mats["teacher"].shape == mats["codes"].shape == (6, 6)
@@ -365,9 +367,10 @@ def test_pretrained_gan_is_the_default_and_edits_once_per_training_set(monkeypat
 
 
 def test_reproduce_runs_the_gpu_profile_settings_on_cpu(splits, tmp_path):
-    """The gpu profile's networks (ResNet-18 student heads, ResNet-50 teacher),
-    64 px inputs, loader workers and amp flag go through every part of
-    ``reproduce``; only the sizes are cut (CPU, one epoch, 12 bits)."""
+    """The gpu profile's networks (the face embedding fine-tuned by every
+    method, the multi-layer student and the teacher included), 64x48 inputs,
+    loader workers and amp flag go through every part of ``reproduce``; only
+    the sizes are cut (CPU, one epoch, 12 bits)."""
     gpu = get_profile("gpu").with_overrides(epochs=1, eval_every=1, batch_size=16,
                                             backbone_steps=2)
     doubled = lambda train: train.concat(train)  # noqa: E731  (stand-in for gan.augment)
@@ -376,8 +379,8 @@ def test_reproduce_runs_the_gpu_profile_settings_on_cpu(splits, tmp_path):
     assert {"dpsh", "dfh", "dfhq", "DFH multi-layer + KD", "DFH-GANs"} <= set(rows)
     assert all(0 < r["mAP"] <= 1 for r in made.rows)
     configs = [h.config for h in made.histories.values()]
-    assert configs and all(c["network"] in ("resnet18", "resnet50", "face_embedding_ft")
-                           and c["amp"] and list(c["image_size"]) == [64, 48] for c in configs)
+    assert configs and all(c["network"] == "face_embedding_ft" and c["amp"]
+                           and list(c["image_size"]) == [64, 48] for c in configs)
     student = made.models[("finetune-gan", 12)]
-    assert student.backbone.arch == "resnet18" and student.image_size == (64, 48)
-    assert next(iter(made.teachers.values())).model.arch == "resnet50"
+    assert student.backbone.fine_tune and student.head_names == ("hidden", "final")
+    assert next(iter(made.teachers.values())).model.fine_tune

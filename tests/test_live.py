@@ -85,8 +85,7 @@ def test_quantizer_explorer_without_a_penalty(splits, tiny, tmp_path):
 
 
 def test_distillation_explorer_trains_teacher_once(splits, tiny, tmp_path):
-    explorer = live.distillation_explorer(splits, tiny, tmp_path, heads=("block3", "final"),
-                                          background=False)
+    explorer = live.distillation_explorer(splits, tiny, tmp_path, background=False)
     _set(explorer, bits=12, epochs=1, soft=0.0)
     explorer.start()
     _set(explorer, similarity=2.0)

@@ -27,7 +27,9 @@ __all__ = ["TEACHER_NETWORK", "TEACHER_FILE", "Teacher", "train_teacher", "fit_t
 
 #: teacher network, one size up from the student's
 TEACHER_NETWORK = {"ddh": "small_resnet", "small_resnet": "resnet18", "resnet18": "resnet50",
-                   "resnet50": "resnet50"}
+                   "resnet50": "resnet50",
+                   # on the shared face embedding: the same head, real-valued
+                   "face_embedding": "face_embedding", "face_embedding_ft": "face_embedding_ft"}
 TEACHER_FILE = "teacher.json"
 
 
@@ -72,7 +74,8 @@ def train_teacher(splits, profile=None, run_dir=None, network: str | None = None
 def fit_teacher(config, splits, run_dir, progress) -> Teacher:
     seed_everything(config.seed, config.deterministic)
     model = build_model(config.network, config.bits, image_size=config.image_size,
-                        activation=None)
+                        activation=None, **({} if config.backbone is None
+                                            else {"backbone": config.backbone}))
     loss = SoftmaxLoss(config.bits, splits.train.num_identities)
     announce(run_dir, config, splits)
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
+from ..engine.backbone import shared_backbone
 from ..engine.encoding import binary_codes, evaluate
 from ..engine.teacher import TEACHER_NETWORK, Teacher, fit_teacher, load_teacher
 from ..engine.train import TrainConfig
@@ -64,8 +65,9 @@ class Stage:
             ``"teacher"`` (:func:`train_teacher`).
         method: the base hash loss, a registered name ("dfh", "dfhq", ...);
             the network's activation follows ``METHOD_DEFAULTS[method]``.
-        heads / aux_weight: the heads (``"final"`` included) and the weight
-            of the auxiliary ones (see :class:`MultiHeadLoss`).
+        heads / aux_weight: the heads (``"final"`` included; None = the
+            network's :func:`~dfh_lib.nn.multihead.default_heads`) and the
+            weight of the auxiliary ones (see :class:`MultiHeadLoss`).
         distill: :class:`Distill` settings (or a dict of them), None = no KD.
         teacher: the teacher stage's name (an earlier stage, else a finished
             teacher run in ``runs_dir/<teacher>``).
@@ -82,7 +84,7 @@ class Stage:
     name: str
     kind: str = "hash"
     method: str = "dfh"
-    heads: tuple[str, ...] = (FINAL,)
+    heads: tuple[str, ...] | None = (FINAL,)
     aux_weight: float = 0.5
     distill: Distill | None = None
     teacher: str = "teacher"
@@ -106,10 +108,12 @@ class Stage:
         if self.augment not in _AUGMENTS:
             raise ValueError(f"stage {self.name!r}: augment must be one of {_AUGMENTS}; "
                              f"got {self.augment!r}")
-        heads = (self.heads,) if isinstance(self.heads, str) else tuple(self.heads)
-        if FINAL not in heads:
-            raise ValueError(f"stage {self.name!r}: heads must include {FINAL!r}; got {heads!r}")
-        object.__setattr__(self, "heads", heads)
+        if self.heads is not None:
+            heads = (self.heads,) if isinstance(self.heads, str) else tuple(self.heads)
+            if FINAL not in heads:
+                raise ValueError(f"stage {self.name!r}: heads must include {FINAL!r}; "
+                                 f"got {heads!r}")
+            object.__setattr__(self, "heads", heads)
         if isinstance(self.distill, dict):
             object.__setattr__(self, "distill", Distill(**self.distill))
         if not (self.lr_scale > 0 and self.epochs_scale > 0):
@@ -165,7 +169,7 @@ def _check_method(method: str, stage: str) -> None:
                          f"{tuple(LOSSES)}")
 
 
-def dfh_gans_recipe(heads: Sequence[str] = ("block2", "block3", FINAL),
+def dfh_gans_recipe(heads: Sequence[str] | None = None,
                     finetune_method: str | None = None, gan: bool = True,
                     distill: Distill | None = None) -> Recipe:
     """The DFH-GANs recipe, three stages:
@@ -266,11 +270,21 @@ class _Context:
                     u).kind == "teacher" else bits) for u in upstream if u in names}}
 
 
-def _stage_config(stage: Stage, bits: int, network: str, profile) -> TrainConfig:
+def _stage_config(stage: Stage, bits: int, network: str, ctx: _Context) -> TrainConfig:
+    profile = ctx.profile
     base = {"method": "softmax" if stage.kind == "teacher" else stage.method, "bits": bits,
-            "network": network, "lr": profile.lr * stage.lr_scale,
-            "epochs": max(1, round(profile.epochs * stage.epochs_scale))}
-    return TrainConfig.from_profile(profile, **{**base, **stage.overrides})
+            "network": network, "lr": profile.lr * stage.lr_scale}
+    if network.startswith("face_embedding"):
+        # the one shared start, that of the plain training set (GAN-augmented
+        # stages keep it: their extra faces are edits of the same people)
+        base["backbone"] = shared_backbone(ctx.splits, profile, ctx.progress)
+    if profile.steps is None or "epochs" in stage.overrides:
+        base["epochs"] = max(1, round(profile.epochs * stage.epochs_scale))
+        return TrainConfig.from_profile(profile, **{**base, **stage.overrides})
+    # the budget in optimisation steps on the stage's own training set
+    config = TrainConfig.from_profile(profile, len(ctx.splits_for(stage).train),
+                                      **{**base, **stage.overrides})
+    return replace(config, epochs=max(1, round(config.epochs * stage.epochs_scale)))
 
 
 def _teacher_for(stage: Stage, ctx: _Context) -> Teacher:
@@ -286,7 +300,7 @@ def _teacher_for(stage: Stage, ctx: _Context) -> Teacher:
             _check_spec(run_dir, ctx.spec(spec, None))
         network = spec.network or TEACHER_NETWORK.get(ctx.profile.multilayer_network,
                                                       ctx.profile.multilayer_network)
-        config = _stage_config(spec, spec.dim, network, ctx.profile)
+        config = _stage_config(spec, spec.dim, network, ctx)
         teacher = fit_teacher(config, ctx.splits, run_dir, ctx.progress)
     elif ctx.runs_dir is None:
         raise ValueError(f"stage {stage.name!r} distills from teacher {name!r}, which is not a "
@@ -315,14 +329,15 @@ def _run_hash_stage(stage: Stage, bits: int, ctx: _Context) -> TrainedRun:
     splits = ctx.splits_for(stage)
     model_kwargs = METHOD_DEFAULTS.get(stage.method, {})
     network = stage.network or ctx.profile.multilayer_network
-    config = _stage_config(stage, bits, network, ctx.profile)
+    config = _stage_config(stage, bits, network, ctx)
     run_dir = ctx.run_dir(stage, bits)
     if run_dir is not None:
         _check_spec(run_dir, ctx.spec(stage, bits))
     teacher = _teacher_for(stage, ctx) if stage.distill is not None else None
     seed_everything(config.seed, config.deterministic)
     model = build_multihead(network, bits, stage.heads, config.image_size,
-                            model_kwargs.get("activation", "tanh"))
+                            model_kwargs.get("activation", "tanh"),
+                            **({} if config.backbone is None else {"backbone": config.backbone}))
     if stage.init_from is not None:
         copy_weights(model, ctx.trained[(stage.init_from, bits)])
     loss = _stage_loss(stage, bits, splits, model.head_names, teacher)
@@ -405,7 +420,7 @@ def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs
 ABLATION = ("DFH (single head)", "+ multi-layer heads", "+ distillation", "+ multi-stage")
 
 
-def ablation_recipe(heads: Sequence[str] = ("block2", "block3", FINAL),
+def ablation_recipe(heads: Sequence[str] | None = None,
                     finetune_method: str | None = None) -> Recipe:
     """Teacher, multi-layer heads without KD, + distillation, + multi-stage
     (fine-tuning without GAN data): the stages of :func:`dfh_gans_recipe`
@@ -417,7 +432,7 @@ def ablation_recipe(heads: Sequence[str] = ("block2", "block3", FINAL),
 
 
 def ablation(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
-             heads: Sequence[str] = ("block2", "block3", FINAL), progress: bool = True,
+             heads: Sequence[str] | None = None, progress: bool = True,
              reuse: dict | None = None) -> RecipeResult:
     """Single head (plain ``"dfh"`` via :func:`~dfh_lib.experiments.baselines.run_methods`)
     → multi-layer heads → + distillation → + multi-stage, at every length;

@@ -307,7 +307,7 @@ def quantizer_explorer(splits, profile=None, runs_dir=None, bits: Sequence[int] 
 
 
 def distillation_explorer(splits, profile=None, runs_dir=None,
-                          heads: Sequence[str] = ("block2", "block3", FINAL),
+                          heads: Sequence[str] | None = None,
                           bits: Sequence[int] = (12, 24, 36, 48), background: bool = True):
     """Chapter 6: a multi-head DFH student distilled from the teacher with
     weights of your choice. The teacher trains once in ``runs_dir/teacher``
@@ -322,7 +322,7 @@ def distillation_explorer(splits, profile=None, runs_dir=None,
                         description="auxiliary heads' weight")]
 
     def job(settings: dict, report: Callable) -> dict:
-        stage = Stage(f"live-{settings_tag(settings)}", heads=tuple(heads),
+        stage = Stage(f"live-{settings_tag(settings)}", heads=heads,
                       aux_weight=settings["aux_weight"],
                       distill=Distill(settings["similarity"], settings["soft"],
                                       settings["temperature"]),

@@ -492,16 +492,35 @@ class EmbeddingHashNet(nn.Module):
         with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
             return nn.functional.normalize(self.trunk(images), dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    #: named outputs in depth order, as :class:`HashNetwork`'s: the face
+    #: embedding, the head's hidden layer (after ReLU) and the codes
+    feature_names = ("embedding", "hidden", "u")
+
+    def _embedding(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 3:  # precomputed (N, V, D): a random view per face in training
             if self.fine_tune:
                 raise ValueError("a fine-tuned trunk needs images, not precomputed embeddings")
             pick = (torch.randint(x.shape[1], (len(x),), device=x.device) if self.training
                     else torch.zeros(len(x), dtype=torch.long, device=x.device))
-            features = x[torch.arange(len(x), device=x.device), pick]
-        else:
-            features = self.embed(x)
-        return self.head(features)
+            return x[torch.arange(len(x), device=x.device), pick]
+        return self.embed(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self._embedding(x))
+
+    def features(self, x: torch.Tensor, depths: Sequence[str] | str | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """Named outputs (all of :attr:`feature_names` when ``depths`` is None)
+        of images (N, 3, H, W) or precomputed embeddings (N, V, D): what
+        :class:`~dfh_lib.nn.multihead.MultiHeadHashNet` puts its heads on."""
+        wanted = {depths} if isinstance(depths, str) else set(depths or self.feature_names)
+        if not wanted or not wanted <= set(self.feature_names):
+            raise ValueError(f"depths must be names from {self.feature_names}; got {depths!r}")
+        out = {"embedding": self._embedding(x)}
+        if wanted & {"hidden", "u"}:
+            out["hidden"] = self.head[:3](out["embedding"])
+            out["u"] = self.head[3](out["hidden"])
+        return {name: out[name] for name in self.feature_names if name in wanted}
 
     @torch.no_grad()
     def precompute_inputs(self, images: torch.Tensor, training: bool,

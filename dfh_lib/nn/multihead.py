@@ -23,9 +23,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .models import HashHead, HashNetwork, build_model
+from .models import EmbeddingHashNet, HashHead, HashNetwork, build_model
 
-__all__ = ["FINAL", "MultiHeadHashNet", "build_multihead", "copy_weights"]
+__all__ = ["FINAL", "DEFAULT_DEPTHS", "MultiHeadHashNet", "default_heads", "build_multihead",
+           "copy_weights"]
 
 FINAL = "final"  # the name of the backbone's own hash layer, the retrieval head
 
@@ -48,15 +49,18 @@ class MultiHeadHashNet(nn.Module):
     Args:
         backbone: a :class:`~dfh_lib.nn.models.HashNetwork` (``bits``, ``features``).
         heads: depth names from ``backbone.feature_names`` (not ``"u"``) plus
-            ``"final"``, which is required; kept in depth order.
+            ``"final"``, which is required; kept in depth order. None:
+            :func:`default_heads`.
     """
 
-    def __init__(self, backbone: HashNetwork, heads: Sequence[str] = ("block2", "block3", FINAL)):
+    def __init__(self, backbone: HashNetwork, heads: Sequence[str] | None = None):
         super().__init__()
-        if not isinstance(backbone, HashNetwork):
-            raise ValueError(f"backbone must be a dfh_lib.nn.models HashNetwork; got "
+        if not isinstance(backbone, (HashNetwork, EmbeddingHashNet)):
+            raise ValueError(f"backbone must be a dfh_lib.nn.models HashNetwork or "
+                             f"EmbeddingHashNet; got "
                              f"{type(backbone).__name__} (use build_model(...))")
-        heads = (heads,) if isinstance(heads, str) else tuple(heads)
+        heads = default_heads(backbone) if heads is None else \
+            (heads,) if isinstance(heads, str) else tuple(heads)
         depths = tuple(n for n in backbone.feature_names if n != "u")
         unknown = [h for h in heads if h not in (*depths, FINAL)]
         if unknown or FINAL not in heads or len(set(heads)) != len(heads):
@@ -83,6 +87,13 @@ class MultiHeadHashNet(nn.Module):
         out[FINAL] = feats["u"]
         return out
 
+    def __getattr__(self, name: str):
+        if name == "precompute_inputs":
+            # a frozen-trunk backbone's inputs are its embeddings, computed once
+            # (EmbeddingHashNet.precompute_inputs); other backbones have none
+            return getattr(self._modules["backbone"], name)
+        return super().__getattr__(name)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.backbone(x)
@@ -96,6 +107,19 @@ class MultiHeadHashNet(nn.Module):
         return f"bits={self.bits}, heads={self.head_names}"
 
 
+#: the inner depths that get a head by default: the last two blocks of a
+#: convolutional network; the hidden layer of a head on the face embedding
+#: (its trunk is frozen in cpu/tiny, so heads inside it would train nothing
+#: the codes use)
+DEFAULT_DEPTHS = ("block2", "block3", "hidden")
+
+
+def default_heads(backbone) -> tuple[str, ...]:
+    """The heads a multi-layer network gets when none are named: those of
+    :data:`DEFAULT_DEPTHS` that ``backbone`` has, then ``"final"``."""
+    return tuple(n for n in DEFAULT_DEPTHS if n in backbone.feature_names) + (FINAL,)
+
+
 def _aux_head(shape, bits: int, activation) -> nn.Module:
     if len(shape) == 1:  # a vector feature
         return HashHead(shape[0], bits, activation)
@@ -103,14 +127,18 @@ def _aux_head(shape, bits: int, activation) -> nn.Module:
                          HashHead(shape[0], bits, activation))
 
 
-def build_multihead(network: str, bits: int, heads: Sequence[str] = ("block2", "block3", FINAL),
-                    image_size=(32, 32), activation: str | None = "tanh") -> MultiHeadHashNet:
-    """:func:`~dfh_lib.nn.models.build_model` + heads at ``heads``.
+def build_multihead(network: str, bits: int, heads: Sequence[str] | None = None,
+                    image_size=(32, 32), activation: str | None = "tanh",
+                    **model_kwargs) -> MultiHeadHashNet:
+    """:func:`~dfh_lib.nn.models.build_model` + heads at ``heads``
+    (``model_kwargs`` go to it, e.g. ``backbone=`` for ``"face_embedding"``,
+    whose heads sit at ``"hidden"`` and ``"final"``).
 
     >>> build_multihead("ddh", 12).eval()(torch.rand(2, 3, 32, 32)).shape
     torch.Size([2, 12])
     """
-    backbone = build_model(network, bits, image_size=image_size, activation=activation)
+    backbone = build_model(network, bits, image_size=image_size, activation=activation,
+                           **model_kwargs)
     return MultiHeadHashNet(backbone, heads)
 
 
