@@ -102,3 +102,30 @@ def test_compare_tunes_on_validation_then_runs_seeds_from_one_backbone(tiny_spli
     assert set(summary["converged"]) <= {"0/2", "1/2", "2/2"}
     path = bm.write_results(rows, "03", "tiny", "synthfaces", folder=tmp_path / "results")
     assert path.name == "03-tiny-synthfaces.csv" and len(path.read_text().splitlines()) == 5
+
+
+def test_feature_hashing_rows_match_the_benchmark_format(tiny_splits, tmp_path):
+    from dfh_lib.experiments import benchmark as bm
+
+    rows, aps = bm.feature_hashing(tiny_splits, bits=(12,), profile="tiny", runs_dir=tmp_path,
+                                   seeds=(0, 1))
+    assert sorted(set(rows["method"])) == ["deep LSH", "deep PCA-ITQ"]
+    assert len(rows) == 4 and set(rows["seed"]) == {0, 1}
+    for (method, bits, seed), ap in aps.items():
+        row = rows[(rows["method"] == method) & (rows["seed"] == seed)].iloc[0]
+        assert ap.mean() == pytest.approx(row["mAP"], abs=1e-6)  # per-query APs average to mAP
+        assert row["ratio"] == pytest.approx(row["mAP"] / row["float_mAP"])
+    assert rows["undecided"].isna().all()
+    assert 0 < rows["float_mAP"].iloc[0] <= 1
+
+
+def test_compare_searches_only_the_methods_a_given_log_lacks(tiny_splits, tmp_path,
+                                                             monkeypatch):
+    from dfh_lib.experiments import benchmark as bm
+
+    monkeypatch.setattr(bm, "LEARNING_RATES", (1e-3,))
+    first = bm.tune("dpsh", tiny_splits, 12, "tiny", tmp_path)
+    rows, _, log = bm.compare(["dpsh", "csq"], tiny_splits, bits=(12,), profile="tiny",
+                              runs_dir=tmp_path, seeds=(0,), log=first)
+    assert (log["method"] == "dpsh").sum() == 2 and (log["method"] == "csq").sum() == 2
+    assert set(rows["method"]) == {"dpsh", "csq"}

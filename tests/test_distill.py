@@ -229,6 +229,20 @@ def test_ablation_rows_in_order(splits, tiny):
     assert list(mats["labels"]) == sorted(mats["labels"])
 
 
+def test_ablation_benchmark_measures_every_row_and_seed(splits, tiny, tmp_path):
+    rows, aps, results = distill.ablation_benchmark(splits, (12,), tiny, tmp_path, seeds=(0, 1))
+    assert sorted(results) == [0, 1] and len(rows) == 2 * len(distill.ABLATION)
+    assert list(rows[rows.seed == 0]["method"]) == list(distill.ABLATION)
+    assert (tmp_path / "seed1" / "student").is_dir()
+    for (name, bits, seed), ap in aps.items():
+        row = rows[(rows.method == name) & (rows.seed == seed)].iloc[0]
+        assert ap.mean() == pytest.approx(row["mAP"], abs=1e-6)  # the table's mAP, per query
+        # the row's mAP is the one the recipe itself reported for that network
+        reported = {r["method"]: r["mAP"] for r in results[seed].rows}[name]
+        assert row["mAP"] == pytest.approx(reported, abs=1e-6)
+    assert ((rows["ratio"] - rows["mAP"] / rows["float_mAP"]).abs() < 1e-9).all()
+
+
 @pytest.mark.parametrize("stages, message", [
     ((Stage("a", method="nope"),), "unknown method 'nope'"),
     ((Stage("a"), Stage("b", init_from="c")), "init_from='c' is not an earlier hash stage"),

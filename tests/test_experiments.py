@@ -31,6 +31,22 @@ def test_run_methods_trains_then_loads(splits, tmp_path):
     np.testing.assert_array_equal(again.codes[("ddh", 12)][0], query_codes)
 
 
+def test_baselines_train_with_the_given_settings_in_the_benchmark_folders(splits, tmp_path):
+    from dfh_lib.experiments import benchmark
+
+    tiny = get_profile("tiny").with_overrides(epochs=1)
+    settings = {("dpsh", 12): {"lr": 1e-3, "loss_kwargs": {"eta": 0.01}}}
+    result = experiments.baselines(splits, (12,), tiny, tmp_path / "seed0", ("dpsh", "csq"),
+                                   progress=False, settings=settings)
+    assert result.histories[("dpsh", 12)].config["lr"] == 1e-3
+    assert result.histories[("csq", 12)].config["lr"] == tiny.lr  # no setting: defaults
+    # the benchmark's run of the same setting is that folder's run: loaded, not retrained
+    rows, _ = benchmark.benchmark(["dpsh"], splits, (12,), tiny, tmp_path, seeds=(0,),
+                                  settings=settings)
+    assert rows.loc[0, "mAP"] == pytest.approx(
+        next(r["mAP"] for r in result.rows if r["method"] == "dpsh"))
+
+
 def test_variants_get_their_own_rows_and_runs(splits, tmp_path):
     tiny = get_profile("tiny").with_overrides(epochs=1)
     variants = (experiments.Variant("dfh-metric", "dfh", {"sign_weight": 0}), "dfh")

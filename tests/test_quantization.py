@@ -325,6 +325,21 @@ def test_epochs_to_fraction_hand_values():
         Q.epochs_to_fraction(history, 0)
 
 
+def test_epochs_to_target_uses_one_bar_per_code_length():
+    from dfh_lib.engine.train import History
+
+    fast_low = History([{"epoch": 1, "val_mAP": 0.50}, {"epoch": 2, "val_mAP": 0.52}])
+    slow_high = History([{"epoch": 1, "val_mAP": 0.30}, {"epoch": 2, "val_mAP": 0.80}])
+    other_length = History([{"epoch": 1, "val_mAP": 0.10}])
+    epochs = Q.epochs_to_target({("a", 12): fast_low, ("b", 12): slow_high,
+                                 ("a", 48): other_length})
+    # bar at 12 bits: 0.95 x 0.80; the run that plateaus at 0.52 never reaches it
+    assert epochs == {("a", 12): None, ("b", 12): 2, ("a", 48): 1}
+    assert Q.epochs_to_fraction(fast_low) == 1           # its own-final measure rewards it
+    with pytest.raises(ValueError, match="fraction"):
+        Q.epochs_to_target({}, 1.5)
+
+
 def test_compare_quantizers_rows_match_the_library_pieces(tiny_splits, tmp_path):
     from dfh_lib.experiments import Variant, trained_model
     from dfh_lib.engine.train import encode
@@ -338,6 +353,8 @@ def test_compare_quantizers_rows_match_the_library_pieces(tiny_splits, tmp_path)
     cubic, tanh = rows["cubic"], rows["tanh_continuation"]
     assert cubic["quantization_error"] == 0 and cubic["undecided"] == 0  # ±1 codes
     assert cubic["weight"] == pytest.approx(0.1) and tanh["weight"] == 0
+    assert 0 < tanh["float_mAP"] <= 1  # the raw outputs ranked by cosine: the codes' ceiling
+    assert tanh["ratio"] == pytest.approx(tanh["mAP"] / tanh["float_mAP"])
     # the row's statistics are those of the scheme's codes at the best epoch's β
     model = trained_model(Variant("tanh_continuation", "dfhq",
                                   {"quantization": "tanh_continuation"}),

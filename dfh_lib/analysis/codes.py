@@ -14,7 +14,7 @@ import torch
 from ..core.checks import non_negative, positive_int
 from ..nn.quantizers import Quantizer, build_quantizer, sign
 
-__all__ = ["code_statistics", "toy_convergence", "epochs_to_fraction"]
+__all__ = ["code_statistics", "toy_convergence", "epochs_to_fraction", "epochs_to_target"]
 
 
 def code_statistics(u, undecided_below: float = 0.5, saturated_above: float = 0.99) -> dict:
@@ -104,3 +104,23 @@ def epochs_to_fraction(history, fraction: float = 0.95, metric: str = "val_mAP")
         return None
     final = scored[-1][1]
     return next(epoch for epoch, value in scored if value >= fraction * final)
+
+
+def epochs_to_target(histories: dict, fraction: float = 0.95, metric: str = "val_mAP") -> dict:
+    """Convergence speed against one bar for every run of a comparison.
+
+    ``histories[(label, bits)]`` are the runs compared; at each code length
+    the target is ``fraction`` × the best ``metric`` any of them reached. A
+    run's value is its first evaluated epoch at or above the target, None if
+    it never got there — unlike :func:`epochs_to_fraction`, a run that
+    plateaus low is not rewarded for reaching its own plateau early.
+    """
+    if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1]; got {fraction!r}")
+    scored = {key: [(r["epoch"], r[metric]) for r in h.records if r.get(metric) is not None]
+              for key, h in histories.items()}
+    best = {}
+    for (_, bits), values in scored.items():
+        best[bits] = max([best.get(bits, float("-inf"))] + [v for _, v in values])
+    return {key: next((e for e, v in values if v >= fraction * best[key[1]]), None)
+            for key, values in scored.items()}

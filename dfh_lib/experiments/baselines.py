@@ -72,10 +72,24 @@ def classifier_features(splits, profile=None, run_dir=None, dim: int = 128,
 
 
 def baselines(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
-              methods=DEEP_BASELINES, progress: bool = True) -> ExperimentResult:
+              methods=DEEP_BASELINES, progress: bool = True,
+              settings: dict | None = None) -> ExperimentResult:
     """Every deep baseline plus LSH and PCA-ITQ on a classification network's
-    features, all through the same loop, data and evaluation."""
-    result = run_methods(splits, methods, bits, profile, runs_dir, progress)
+    features, all through the same loop, data and evaluation.
+
+    ``settings[(method, bits)]`` = ``{"lr": ..., "loss_kwargs": {...}}``, e.g.
+    the validation-tuned ones of :func:`~dfh_lib.experiments.benchmark.chosen_settings`
+    (folders as :func:`~dfh_lib.experiments.benchmark.benchmark`'s, so its runs
+    are loaded); a method without one trains with its defaults.
+    """
+    result = ExperimentResult()
+    for k in bits:
+        for method in methods:
+            setting = (settings or {}).get((method, k), {})
+            result.extend(run_methods(splits, (Variant(method, method,
+                                                       setting.get("loss_kwargs", {})),),
+                                      (k,), profile, runs_dir, progress,
+                                      **({"lr": setting["lr"]} if "lr" in setting else {})))
     features = classifier_features(splits, profile, run_folder(runs_dir, "softmax-128"),
                                    progress=progress)
     return result.extend(run_feature_hashing(features, splits, bits=bits, prefix="deep ",

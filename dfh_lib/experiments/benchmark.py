@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.classic import HASHERS
 from ..core.embedding_metrics import cosine_mean_average_precision
 from ..core.metrics import binarize, evaluate_retrieval, hamming_ranking
 from ..engine.encoding import encode
@@ -25,9 +26,9 @@ from ..nn.losses.registry import METHOD_DEFAULTS
 from .runs import TrainedRun, Variant, run_folder, train_or_load
 
 __all__ = ["SEARCH_SPACE", "LEARNING_RATES", "tuning_settings", "tune", "convergence",
-           "per_query_ap", "evaluate_run", "benchmark", "summarize", "paired_difference",
+           "per_query_ap", "evaluate_model", "evaluate_run", "benchmark", "summarize", "paired_difference",
            "write_results", "chosen_settings", "compare", "shipped_tuning_log", "chosen_run",
-           "versus_best_baseline"]
+           "versus_best_baseline", "feature_hashing"]
 
 #: every method's learning rates in the search
 LEARNING_RATES = (3e-4, 1e-3, 3e-3)
@@ -113,19 +114,24 @@ def _undecided(model, u: torch.Tensor) -> float:
     return float((u.abs() < 0.5).float().mean())
 
 
-def evaluate_run(run: TrainedRun, splits) -> dict:
-    """Query-vs-database numbers of one run: code mAP, the same network's float
-    mAP (cosine ranking of u), their ratio, P@H<=2, undecided bits, the
-    per-query APs (for paired differences) and convergence."""
-    uq, ud = encode(run.model, splits.query), encode(run.model, splits.database)
+def evaluate_model(model, splits) -> dict:
+    """Query-vs-database numbers of one trained network: code mAP, the same
+    network's float mAP (cosine ranking of u), their ratio, P@H<=2,
+    undecided bits and the per-query APs (for paired differences)."""
+    uq, ud = encode(model, splits.query), encode(model, splits.database)
     cq, cd = binarize(uq), binarize(ud)
     ql, dl = splits.query.labels, splits.database.labels
     metrics = evaluate_retrieval(cq, cd, ql, dl)
     float_map = cosine_mean_average_precision(uq, ud, ql, dl)
     return {"mAP": float(metrics["mAP"]), "float_mAP": float_map,
             "ratio": float(metrics["mAP"]) / float_map if float_map else float("nan"),
-            "P@H<=2": float(metrics["P@H<=2"]), "undecided": _undecided(run.model, uq),
-            "ap": per_query_ap(cq, cd, ql, dl), **convergence(run.history)}
+            "P@H<=2": float(metrics["P@H<=2"]), "undecided": _undecided(model, uq),
+            "ap": per_query_ap(cq, cd, ql, dl)}
+
+
+def evaluate_run(run: TrainedRun, splits) -> dict:
+    """:func:`evaluate_model` of a run's network, plus its convergence."""
+    return {**evaluate_model(run.model, splits), **convergence(run.history)}
 
 
 def benchmark(methods, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
@@ -153,6 +159,42 @@ def benchmark(methods, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=Non
                              "loss_kwargs": json.dumps(setting.get("loss_kwargs", {})),
                              "epochs": len(run.history), "best_epoch": run.history.best_epoch,
                              "seconds": round(run.seconds, 1), **numbers})
+    return pd.DataFrame(rows), aps
+
+
+def feature_hashing(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
+                    seeds=(0, 1, 2), methods=("LSH", "PCA-ITQ"), dim: int = 128
+                    ) -> tuple[pd.DataFrame, dict]:
+    """The deep-feature baselines in :func:`benchmark`'s row format: per seed,
+    a ``dim``-d identity classifier (softmax) trained on the same start and
+    budget as every hash method, then LSH / PCA-ITQ fitted on its training
+    features (rows ``deep LSH``, ``deep PCA-ITQ``). ``float_mAP`` is the
+    classifier's own cosine ranking; ``undecided`` is NaN (no relaxed code)."""
+    rows, aps = [], {}
+    ql, dl = splits.query.labels, splits.database.labels
+    for seed in seeds:
+        run = train_or_load("softmax", splits, dim, profile, run_folder(runs_dir, f"seed{seed}"),
+                            progress=False, seed=seed)
+        feats = {part: encode(run.model, getattr(splits, part)).numpy()
+                 for part in ("train", "query", "database")}
+        float_map = cosine_mean_average_precision(torch.as_tensor(feats["query"]),
+                                                  torch.as_tensor(feats["database"]), ql, dl)
+        for k in bits:
+            for method in methods:
+                hasher = HASHERS[method](k, seed=seed).fit(feats["train"])
+                cq, cd = hasher.encode(feats["query"]), hasher.encode(feats["database"])
+                metrics = evaluate_retrieval(cq, cd, ql, dl)
+                name = f"deep {method}"
+                aps[(name, k, seed)] = per_query_ap(torch.as_tensor(cq), torch.as_tensor(cd),
+                                                    ql, dl)
+                rows.append({"method": name, "bits": k, "seed": seed,
+                             "lr": run.history.config["lr"], "loss_kwargs": "{}",
+                             "epochs": len(run.history), "best_epoch": run.history.best_epoch,
+                             "seconds": round(run.seconds, 1), "mAP": float(metrics["mAP"]),
+                             "float_mAP": float_map,
+                             "ratio": float(metrics["mAP"]) / float_map,
+                             "P@H<=2": float(metrics["P@H<=2"]), "undecided": float("nan"),
+                             **convergence(run.history)})
     return pd.DataFrame(rows), aps
 
 
@@ -215,12 +257,14 @@ def compare(methods, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
             progress: bool = False):
     """Tune every method on validation (same budget each, at ``tune_bits``,
     default the shortest and longest length), then run the chosen settings
-    with every seed. ``log`` reuses a tuning log instead of searching.
-    Returns ``(rows, per-query APs, tuning log)``."""
-    if log is None:
-        tune_bits = tune_bits or sorted({min(bits), max(bits)})
-        log = pd.concat([tune(m, splits, k, profile, runs_dir, progress)
-                         for m in methods for k in tune_bits], ignore_index=True)
+    with every seed. ``log`` reuses a tuning log instead of searching; a
+    method the log lacks gets the same search here. Returns ``(rows,
+    per-query APs, tuning log)``."""
+    tune_bits = tune_bits or sorted({min(bits), max(bits)})
+    known = set() if log is None else set(log["method"])
+    searched = [tune(m, splits, k, profile, runs_dir, progress)
+                for m in methods if m not in known for k in tune_bits]
+    log = pd.concat(([] if log is None else [log]) + searched, ignore_index=True)
     rows, aps = benchmark(methods, splits, bits, profile, runs_dir, seeds,
                           chosen_settings(log, bits), progress)
     return rows, aps, log

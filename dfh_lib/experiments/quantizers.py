@@ -9,8 +9,9 @@ import torch
 
 from ..analysis.codes import code_statistics, epochs_to_fraction
 from ..analysis.robustness import check_perturbations, robustness
+from ..core.embedding_metrics import cosine_mean_average_precision
 from ..core.metrics import binarize
-from ..engine.encoding import binary_codes, encode
+from ..engine.encoding import encode
 from ..nn.quantizers import QUANTIZERS
 from .result import ExperimentResult
 from .runs import Variant, train_or_load
@@ -30,11 +31,15 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
     ``"<scheme>-w<weight>"`` when ``weight`` is given; the folder names of
     :func:`~dfh_lib.experiments.baselines.run_methods`, so ``trained_model`` finds them
     with ``Variant(label, "dfhq", {"quantization": scheme, ...})``).
-    ``overrides`` go to the training config (e.g. ``eval_every=1``).
+    ``overrides`` go to the training config (e.g. ``eval_every=1``); ``seed``
+    is the training seed and the perturbations' (one folder per seed: pass
+    another ``runs_dir`` for each).
 
     Each run gives one row (the best-on-validation network, as every table):
 
-    * retrieval on query vs database: ``mAP``, ``P@H<=2``, ... (binary codes);
+    * retrieval on query vs database: ``mAP``, ``P@H<=2``, ... (binary codes),
+      ``float_mAP`` (the same network's raw outputs ranked by cosine: the
+      ceiling of its codes) and ``ratio`` (mAP / float_mAP);
     * convergence: ``final_val_mAP`` (last evaluated epoch), ``best_epoch``,
       ``epochs_to_95`` (:func:`epochs_to_fraction` with ``fraction``);
     * :func:`code_statistics` of the query codes the hashing loss saw,
@@ -69,20 +74,22 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
             if quantizer_kwargs:
                 loss_kwargs["quantizer_kwargs"] = dict(quantizer_kwargs)
             run = train_or_load(Variant(label, "dfhq", loss_kwargs), splits, k, profile,
-                                runs_dir, progress=progress, **overrides)
+                                runs_dir, progress=progress, seed=seed, **overrides)
             model, history = run.model.eval(), run.history
             quantizer = run.loss.quantizer
             epochs = history.config.get("epochs", len(history))
             quantizer.on_epoch_start((history.best_epoch or 1) - 1, epochs)  # β of the best net
             with torch.no_grad():
-                z = encode(model, splits.query)
+                z, z_db = encode(model, splits.query), encode(model, splits.database)
                 stats = code_statistics(quantizer.codes(z))
+            float_map = cosine_mean_average_precision(z, z_db, splits.query.labels,
+                                                      splits.database.labels)
             table = robustness(model, splits, perturbations, seed=seed)
             table["mAP_drop"] = table["mAP"].iloc[0] - table["mAP"]
             perturbed = table.iloc[1:]
-            result.add(label, k, binarize(z),  # the query codes encoded above
-                       binary_codes(model, splits.database), splits, scheme=scheme,
-                       weight=quantizer.weight, best_epoch=history.best_epoch,
+            row = result.add(label, k, binarize(z), binarize(z_db), splits, scheme=scheme,
+                       weight=quantizer.weight, float_mAP=float_map,
+                       best_epoch=history.best_epoch,
                        final_val_mAP=[m for m in history.column("val_mAP")
                                       if m is not None][-1],
                        epochs_to_95=epochs_to_fraction(history, fraction),
@@ -92,6 +99,7 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
                        mAP_drop=float(perturbed["mAP_drop"].mean())
                        if len(perturbed) else math.nan,
                        seconds=round(run.seconds, 1))
+            row["ratio"] = row["mAP"] / float_map if float_map else math.nan
             result.histories[(label, k)] = history
             robust.append(table.assign(method=label, bits=k, scheme=scheme))
     columns = ["method", "bits", "scheme", "kind", "strength", "bit_flip_rate", "mAP",

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pandas as pd
+
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
 from ..engine.backbone import shared_backbone
@@ -22,11 +24,13 @@ from ..nn.losses.base import HashLoss
 from ..nn.losses.distillation import DistillationLoss, MultiHeadLoss
 from ..nn.losses.registry import LOSSES, METHOD_DEFAULTS, has_method
 from ..nn.multihead import FINAL, build_multihead, copy_weights
-from .baselines import run_methods
+from .baselines import run_methods, trained_model
+from .benchmark import convergence, evaluate_model
 from .result import ExperimentResult
 from .runs import TrainedRun, fit_or_load
 
 __all__ = ["Distill", "Stage", "Recipe", "dfh_gans_recipe", "RecipeResult", "run_recipe",
+           "ablation_benchmark",
            "ABLATION", "ablation_recipe", "ablation", "part_dirs", "STAGE_FILE"]
 
 STAGE_FILE = "stage.json"
@@ -463,3 +467,37 @@ def part_dirs(reuse, parts: Sequence[str], runs_dir) -> dict:
         raise ValueError(f"reuse keys must be among {tuple(parts)}; got {unknown}")
     default = None if runs_dir is None else Path(runs_dir)
     return {part: default if reuse.get(part) is None else Path(reuse[part]) for part in parts}
+
+
+def ablation_benchmark(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
+                       seeds=(0, 1, 2), heads: Sequence[str] | None = None,
+                       progress: bool = False):
+    """:func:`ablation` once per training seed (folders ``runs_dir/seed<s>``),
+    every row measured as :func:`~dfh_lib.experiments.benchmark.benchmark`
+    measures a method: code mAP, float mAP of the same network, their ratio,
+    P@H<=2, undecided bits, convergence; a stage that did not improve
+    validation is measured as the network it started from (``kept`` False),
+    as the recipe reports it. Returns ``(rows, per-query APs keyed
+    (row, bits, seed), {seed: RecipeResult})``."""
+    profile = get_profile(profile)
+    rows, aps, results = [], {}, {}
+    for seed in seeds:
+        folder = None if runs_dir is None else Path(runs_dir) / f"seed{seed}"
+        seeded = profile.with_overrides(seed=seed)
+        result = ablation(splits, bits, seeded, folder, heads, progress)
+        results[seed] = result
+        init_from = {s.name: s.init_from for s in ablation_recipe(heads).stages}
+
+        def kept_model(stage, k):  # a stage that did not improve validation: its start
+            row = next(r for r in result.rows if r.get("stage") == stage and r["bits"] == k)
+            return result.models[(stage, k)] if row["kept"] else kept_model(init_from[stage], k)
+
+        for row in result.rows:
+            name, k = row["method"], row["bits"]
+            model = (trained_model("dfh", splits, k, seeded, folder) if "stage" not in row
+                     else kept_model(row["stage"], k))
+            numbers = evaluate_model(model, splits)
+            aps[(name, k, seed)] = numbers.pop("ap")
+            rows.append({"method": name, "bits": k, "seed": seed, "kept": row.get("kept", True),
+                         **numbers, **convergence(result.histories[(name, k)])})
+    return pd.DataFrame(rows), aps, results

@@ -35,7 +35,8 @@ REPRODUCE_PARTS = ("baselines", "dfh", "dfhq", "recipe")
 
 def reproduce(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
               methods: Sequence[str] | None = None, augment_fn: Callable | None = None,
-              progress: bool = True, reuse: dict | None = None) -> RecipeResult:
+              progress: bool = True, reuse: dict | None = None,
+              settings: dict | None = None) -> RecipeResult:
     """The reproduction table, every part train-or-load, query vs database:
 
     * ``"baselines"``: the Chapter-2 baselines
@@ -53,14 +54,17 @@ def reproduce(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
 
     Each part lives in ``runs_dir`` (folder layout of ``run_methods`` /
     :func:`run_recipe`) unless ``reuse`` maps the part's name to another
-    folder, e.g. ``reuse={"baselines": "runs/ch2/cpu-lfw"}`` loads the
+    folder, e.g. ``reuse={"baselines": "runs/ch2/cpu-lfw-compare/seed0"}`` loads the
     baselines a chapter already trained instead of training them again.
+    ``settings`` gives the baselines their validation-tuned settings
+    (:func:`~dfh_lib.experiments.baselines.baselines`).
     Returns a :class:`RecipeResult` (recipe models and teachers included).
     """
     dirs = part_dirs(reuse, REPRODUCE_PARTS, runs_dir)
     methods = DEEP_BASELINES if methods is None else tuple(methods)
     result = RecipeResult()
-    result.extend(baselines(splits, bits, profile, dirs["baselines"], methods, progress))
+    result.extend(baselines(splits, bits, profile, dirs["baselines"], methods, progress,
+                            settings))
     result.extend(run_methods(splits, ("dfh",), bits, profile, dirs["dfh"], progress))
     # folders quadratic-<bits>, those of compare_quantizers' quadratic scheme
     qq = run_methods(splits, (Variant("quadratic", "dfhq", {"quantization": "quadratic"}),),

@@ -201,6 +201,7 @@ def main_reproduce(argv=None):
     and ``<out>.png`` (mAP against bits) and prints the Markdown table."""
     from ..core.runtime import setup_notebook
     from ..experiments.baselines import DEEP_BASELINES
+    from ..experiments.benchmark import chosen_settings, shipped_tuning_log
     from ..experiments.reproduce import REPRODUCE_PARTS, gan_augment_fn, reproduce
     from .results import Provenance
 
@@ -229,7 +230,7 @@ def main_reproduce(argv=None):
                         "runs/reproduce, or $DFH_RUNS_DIR/reproduce)")
     parser.add_argument("--reuse", action="append", default=[], metavar="PART=DIR",
                         help="train-or-load one part of the table in DIR instead, e.g. "
-                        "baselines=runs/ch2/cpu-lfw (the book's chapter runs); parts: "
+                        "baselines=runs/ch2/cpu-lfw-compare/seed0 (the book's chapter runs); parts: "
                         + ", ".join(REPRODUCE_PARTS) + "; repeatable")
     _add_data_options(parser)
     args = parser.parse_args(argv)
@@ -252,7 +253,13 @@ def main_reproduce(argv=None):
     if augment_fn is None:
         print(f"note: {gan_note}: DFH-GANs' last stage fine-tunes on the plain training set")
     methods = tuple(m for m in args.methods.split(",") if m)
-    result = reproduce(splits, bits, profile, runs_dir, methods, augment_fn, reuse=reuse)
+    search = shipped_tuning_log(profile.name, dataset)
+    settings = None if search is None else chosen_settings(search, bits)
+    if settings is None:
+        print(f"note: no tuning log ships for {profile.name}/{dataset}: baselines keep "
+              "their papers' settings")
+    result = reproduce(splits, bits, profile, runs_dir, methods, augment_fn, reuse=reuse,
+                       settings=settings)
     h, w = profile.image_size
     provenance = Provenance.of(run, splits, "query vs database", epochs=profile.epochs,
                                input=f"{h}x{w}", seed=args.seed, gan=gan_note)

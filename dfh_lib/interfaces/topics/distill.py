@@ -8,7 +8,8 @@ in :mod:`dfh_lib.engine.teacher`, per-head analysis in
 from ...analysis.heads import encode_heads, head_maps, similarity_matrices
 from ...engine.teacher import TEACHER_NETWORK, Teacher, load_teacher, train_teacher
 from ...experiments.recipe import (ABLATION, Distill, Recipe, RecipeResult, Stage, ablation,
-                                   ablation_recipe, dfh_gans_recipe, run_recipe)
+                                   ablation_recipe, ablation_benchmark, dfh_gans_recipe,
+                                   run_recipe)
 from ...experiments.reproduce import REPRODUCE_PARTS, gan_augment_fn, reproduce
 from ...nn.losses.distillation import (DistillationLoss, MultiHeadLoss, SimilarityDistillLoss,
                                        SoftTargetLoss)
@@ -19,5 +20,5 @@ __all__ = ["FINAL", "TEACHER_NETWORK", "ABLATION", "MultiHeadHashNet", "build_mu
            "encode_heads", "copy_weights", "SimilarityDistillLoss", "SoftTargetLoss",
            "MultiHeadLoss", "DistillationLoss", "Teacher", "train_teacher", "load_teacher",
            "Distill", "Stage", "Recipe", "dfh_gans_recipe", "ablation_recipe", "RecipeResult",
-           "run_recipe", "ablation", "head_maps", "similarity_matrices", "REPRODUCE_PARTS",
-           "reproduce", "gan_augment_fn", "main_reproduce"]
+           "run_recipe", "ablation", "ablation_benchmark", "head_maps", "similarity_matrices",
+           "REPRODUCE_PARTS", "reproduce", "gan_augment_fn", "main_reproduce"]

@@ -3,7 +3,7 @@ name lives in its layer — the quantizers in :mod:`dfh_lib.nn.quantizers`,
 ``DFHQLoss`` in :mod:`dfh_lib.nn.losses.dfh`, the measurements in
 :mod:`dfh_lib.analysis.codes` and :mod:`dfh_lib.analysis.robustness`, the
 experiment in :mod:`dfh_lib.experiments.quantizers`."""
-from ...analysis.codes import code_statistics, epochs_to_fraction, toy_convergence
+from ...analysis.codes import code_statistics, epochs_to_fraction, epochs_to_target, toy_convergence
 from ...analysis.robustness import PERTURBATIONS, bit_flip_rate, perturb, robustness
 from ...experiments.quantizers import compare_quantizers
 from ...nn.losses.dfh import DFHQLoss
@@ -19,5 +19,5 @@ __all__ = [
     "DoubleWellQuantizer", "TanhContinuation", "SignSTE", "NoQuantizer",
     "QuadraticQuantizer", "QUANTIZERS", "build_quantizer", "DFHQLoss",
     "code_statistics", "toy_convergence", "PERTURBATIONS", "perturb", "bit_flip_rate",
-    "robustness", "epochs_to_fraction", "compare_quantizers",
+    "robustness", "epochs_to_fraction", "epochs_to_target", "compare_quantizers",
 ]
