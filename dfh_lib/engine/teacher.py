@@ -18,6 +18,7 @@ from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
 from ..nn.losses.baselines import SoftmaxLoss
 from ..nn.models import build_model
+from .backbone import shared_backbone
 from .cost import announce
 from .encoding import encode
 from .train import CHECKPOINT, History, TrainConfig, fit
@@ -61,12 +62,16 @@ def train_teacher(splits, profile=None, run_dir=None, network: str | None = None
     :func:`~dfh_lib.engine.train.fit`: ``network`` (default one size up from the
     profile's, :data:`TEACHER_NETWORK`: ``small_resnet`` for ``ddh``) with a
     ``dim``-d real embedding and the ``"softmax"`` identity loss, the
-    profile's loop settings (``overrides`` change any TrainConfig field).
+    profile's loop settings and step budget (``overrides`` change any
+    TrainConfig field); a head on the shared face embedding finds its
+    backbone (:func:`~dfh_lib.engine.backbone.shared_backbone`).
     The returned model is frozen (eval mode, no gradients)."""
     profile = get_profile(profile)
     network = network or TEACHER_NETWORK.get(profile.multilayer_network,
                                              profile.multilayer_network)
-    config = TrainConfig.from_profile(profile, **{
+    if network.startswith("face_embedding") and overrides.get("backbone") is None:
+        overrides["backbone"] = shared_backbone(splits, profile, progress)
+    config = TrainConfig.from_profile(profile, len(splits.train), **{
         "method": "softmax", "bits": dim, "network": network, **overrides})
     return fit_teacher(config, splits, run_dir, progress)
 
