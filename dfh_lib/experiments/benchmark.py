@@ -258,13 +258,17 @@ def compare(methods, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
     """Tune every method on validation (same budget each, at ``tune_bits``,
     default the shortest and longest length), then run the chosen settings
     with every seed. ``log`` reuses a tuning log instead of searching; a
-    method the log lacks gets the same search here. Returns ``(rows,
+    method the log lacks gets the same search here. The log used is written
+    to ``runs_dir/tuning.csv``. Returns ``(rows,
     per-query APs, tuning log)``."""
     tune_bits = tune_bits or sorted({min(bits), max(bits)})
     known = set() if log is None else set(log["method"])
     searched = [tune(m, splits, k, profile, runs_dir, progress)
                 for m in methods if m not in known for k in tune_bits]
     log = pd.concat(([] if log is None else [log]) + searched, ignore_index=True)
+    if runs_dir is not None:  # the search used, beside its runs (Chapter 7 reads it)
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        log.to_csv(Path(runs_dir) / "tuning.csv", index=False)
     rows, aps = benchmark(methods, splits, bits, profile, runs_dir, seeds,
                           chosen_settings(log, bits), progress)
     return rows, aps, log

@@ -50,8 +50,9 @@ class Provenance:
         from ..core.runtime import describe_device
 
         db = splits.database
+        h, w = db.image_size
         dataset = (f"{db.name} ({db.num_identities} identities; {len(splits.query)} queries, "
-                   f"{len(db)} database images, {db.image_size[0]}x{db.image_size[1]} px)")
+                   f"{len(db)} database images, stored at {h}x{w} px)")
         return cls(run.profile.name, dataset, split, describe_device(run.device), extra)
 
     def __str__(self) -> str:
