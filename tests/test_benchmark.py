@@ -1,5 +1,6 @@
 """The comparison machinery: per-query AP, paired differences, convergence, tuning grid."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -128,4 +129,5 @@ def test_compare_searches_only_the_methods_a_given_log_lacks(tiny_splits, tmp_pa
     rows, _, log = bm.compare(["dpsh", "csq"], tiny_splits, bits=(12,), profile="tiny",
                               runs_dir=tmp_path, seeds=(0,), log=first)
     assert (log["method"] == "dpsh").sum() == 2 and (log["method"] == "csq").sum() == 2
+    assert len(pd.read_csv(tmp_path / "tuning.csv")) == 4  # written beside the runs
     assert set(rows["method"]) == {"dpsh", "csq"}

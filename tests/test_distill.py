@@ -343,6 +343,16 @@ def test_reproduce_command_writes_tables_with_provenance(tmp_path, monkeypatch, 
                      capsys.readouterr().err)
     with pytest.raises(SystemExit):
         main(["reproduce", "--reuse", "teacher=runs"])
+    # --tuning-log: the baselines train with the settings it chose
+    log = tmp_path / "tuning.csv"
+    log.write_text('method,bits,lr,loss_kwargs,val_mAP\nddh,12,0.0003,"{""alpha"": 0.1}",0.5\n')
+    main(["reproduce", "--profile", "tiny", "--dataset", "synthfaces", "--bits", "12",
+          "--methods", "ddh", "--gan-checkpoint", "none", "--out", str(tmp_path / "tuned"),
+          "--runs-dir", str(tmp_path / "tuned-runs"), "--tuning-log", str(log)])
+    ddh_run = tmp_path / "tuned-runs" / "synthfaces-tiny" / "ddh-12" / "checkpoint.pt"
+    assert torch.load(ddh_run, weights_only=False)["config"]["lr"] == 0.0003
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--tuning-log", str(tmp_path / "missing.csv")])
 
 
 def _fake_gan(monkeypatch, calls):

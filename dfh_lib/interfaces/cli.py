@@ -201,6 +201,8 @@ def main_reproduce(argv=None):
     and ``<out>.png`` (mAP against bits) and prints the Markdown table."""
     from ..core.runtime import setup_notebook
     from ..experiments.baselines import DEEP_BASELINES
+    import pandas as pd
+
     from ..experiments.benchmark import chosen_settings, shipped_tuning_log
     from ..experiments.reproduce import REPRODUCE_PARTS, gan_augment_fn, reproduce
     from .results import Provenance
@@ -228,6 +230,11 @@ def main_reproduce(argv=None):
                         "(default: results/reproduce-<profile>-<dataset>[-seed<N>])")
     parser.add_argument("--runs-dir", default=None, help="checkpoint folder (default: "
                         "runs/reproduce, or $DFH_RUNS_DIR/reproduce)")
+    parser.add_argument("--tuning-log", default=None, metavar="CSV",
+                        help="the validation search whose chosen settings the baselines "
+                        "train with (default: the one shipped for the profile and dataset, "
+                        "if any; Chapter 2 writes runs/ch2/<profile>-<dataset>-compare/"
+                        "tuning.csv)")
     parser.add_argument("--reuse", action="append", default=[], metavar="PART=DIR",
                         help="train-or-load one part of the table in DIR instead, e.g. "
                         "baselines=runs/ch2/cpu-lfw-compare/seed0 (the book's chapter runs); parts: "
@@ -253,7 +260,10 @@ def main_reproduce(argv=None):
     if augment_fn is None:
         print(f"note: {gan_note}: DFH-GANs' last stage fine-tunes on the plain training set")
     methods = tuple(m for m in args.methods.split(",") if m)
-    search = shipped_tuning_log(profile.name, dataset)
+    if args.tuning_log and not Path(args.tuning_log).is_file():
+        parser.error(f"--tuning-log: no file {args.tuning_log}")
+    search = (pd.read_csv(args.tuning_log) if args.tuning_log
+              else shipped_tuning_log(profile.name, dataset))
     settings = None if search is None else chosen_settings(search, bits)
     if settings is None:
         print(f"note: no tuning log ships for {profile.name}/{dataset}: baselines keep "
