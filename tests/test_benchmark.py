@@ -95,6 +95,10 @@ def test_compare_tunes_on_validation_then_runs_seeds_from_one_backbone(tiny_spli
     row = rows.iloc[0]
     assert 0 <= row["mAP"] <= 1 and 0 <= row["float_mAP"] <= 1 and 0 <= row["undecided"] <= 1
     assert row["ratio"] == pytest.approx(row["mAP"] / row["float_mAP"])
+    # training time from the run's history: the same when the run is loaded again
+    again, _, _ = bm.compare(["dpsh", "dfh"], tiny_splits, bits=(12,), profile="tiny",
+                             runs_dir=tmp_path, seeds=(0, 1), log=log)
+    assert list(again["train_s"]) == list(rows["train_s"]) and (rows["train_s"] > 0).all()
     # one shared backbone: every run's config names the same one
     backbones = {torch.load(p, weights_only=False)["config"]["backbone"]
                  for p in tmp_path.glob("*/*/checkpoint.pt")}
