@@ -81,7 +81,8 @@ def convergence(history, fraction: float = 0.2, tolerance: float = 0.01) -> dict
 def training_seconds(history) -> float:
     """Seconds the run's epochs took when it was trained (from its history),
     the same whether this call trained the run or loaded it."""
-    return round(sum(r.get("time_s", 0.0) for r in history.records), 1)
+    # not rounded: a tiny run on a fast machine takes hundredths of a second
+    return float(sum(r.get("time_s", 0.0) for r in history.records))
 
 
 def tune(method: str, splits, bits: int, profile=None, runs_dir=None,
