@@ -185,7 +185,7 @@ def test_init_from_copies_weights_and_gan_stage_gets_augmented_data(splits, tiny
     seen = {}
 
     def fake_fit(model, loss, data, config, run_dir=None, **kwargs):  # no training at all
-        seen[config.method] = (len(data.train), run_dir)
+        seen[config.method] = (len(data.train), run_dir, len(data.validation_database))
         return train_module.History()
 
     monkeypatch.setattr(runs_module, "fit", fake_fit)
@@ -197,7 +197,10 @@ def test_init_from_copies_weights_and_gan_stage_gets_augmented_data(splits, tiny
     for name, value in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[name], value)
     assert b.activation is None and a.activation == "tanh"  # dfhq: raw outputs
-    assert seen["dfhq"] == (2 * len(splits.train), tmp_path / "b-gan" / "12bits")
+    # trains on the edits too, but validates against the plain training set
+    assert seen["dfhq"] == (2 * len(splits.train), tmp_path / "b-gan" / "12bits",
+                            len(splits.train))
+    assert seen["dfh"][2] == len(splits.train)
     assert [r["gan_augmented"] for r in result.rows] == [False, True]
 
 

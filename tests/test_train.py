@@ -4,6 +4,7 @@ Small stand-ins (a two-layer net, a centre loss with learnable centres)
 keep every run to a fraction of a second on CPU; one integration test uses
 the real DDH network and DPSH loss when those modules exist.
 """
+import dataclasses
 import math
 import pickle
 
@@ -204,6 +205,21 @@ def test_validation_is_val_query_against_train_never_query(splits, monkeypatch):
     # evaluated at epoch 2 (eval_every) and 3 (the last), not at epoch 1
     assert seen == [(len(splits.val_query), len(splits.train))] * 2
     assert history.column("val_mAP")[0] is None
+
+
+def test_validation_ranks_against_val_database_when_the_splits_name_one(splits, monkeypatch):
+    seen = []
+
+    def spy(q_codes, d_codes, q_labels, d_labels):
+        seen.append((len(q_codes), len(d_codes)))
+        return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
+
+    monkeypatch.setattr(train_module, "evaluate_retrieval", spy)
+    grown = dataclasses.replace(splits, train=splits.train.concat(splits.train),
+                                val_database=splits.train)  # e.g. GAN edits added
+    assert grown.validation_database is splits.train and splits.validation_database is splits.train
+    fit(new_model(), CentreLoss(), grown, make_config(epochs=1), progress=False)
+    assert seen == [(len(splits.val_query), len(splits.train))]
 
 
 def test_needs_index_gets_each_training_index_once_per_epoch(splits):

@@ -2,7 +2,8 @@
 
 ``fit(model, loss, splits, config)`` trains a hash network with a hash loss
 (see the contract in :mod:`dfh_lib.nn.losses`), selects the model on
-``splits.val_query`` against ``splits.train`` (never the query set), writes
+``splits.val_query`` against ``splits.validation_database`` (the training
+set unless the splits name another; never the query set), writes
 a resumable checkpoint every epoch and returns a :class:`History`.
 
 Reproducibility contract: on CPU with ``deterministic=True`` a run that is
@@ -420,17 +421,27 @@ def _prepare_inputs(splits: RetrievalSplits, config: TrainConfig, device, model=
     into what it trains on once, here."""
     train_x = image_tensor(splits.train, config.image_size)
     val_x = image_tensor(splits.val_query, config.image_size)
+    db_x = None if splits.val_database is None else image_tensor(splits.val_database,
+                                                                 config.image_size)
     if hasattr(model, "precompute_inputs"):
         model.to(device)
         train_x = model.precompute_inputs(train_x, training=True)
         val_x = model.precompute_inputs(val_x, training=False)
+        if db_x is not None:
+            db_x = model.precompute_inputs(db_x, training=False)
     train_y = torch.from_numpy(splits.train.labels)
     if device.type == "cuda":
         fits = train_x.numel() < 0.25 * torch.cuda.mem_get_info(device)[0]
         train_x = train_x.to(device) if fits else train_x.pin_memory()
     elif device.type != "cpu":
         train_x = train_x.to(device)
-    return (train_x, train_y), (val_x, torch.from_numpy(splits.val_query.labels))
+    # validation: (queries, labels, database, labels); the database is the
+    # training set itself unless the splits name another (see RetrievalSplits)
+    if db_x is None:
+        db_x, db_y = train_x, train_y
+    else:
+        db_y = torch.from_numpy(splits.val_database.labels)
+    return (train_x, train_y), (val_x, torch.from_numpy(splits.val_query.labels), db_x, db_y)
 
 
 def run_status(run_dir, config: TrainConfig) -> tuple[str, int]:
@@ -479,14 +490,16 @@ def _save_checkpoint(path: Path, run: _Run, history: History, best: dict | None,
                             **run.state_dict()}, path)
 
 
-def _validate(run: _Run, train, val, record: dict, batch_size: int) -> None:
+def _validate(run: _Run, val, record: dict, batch_size: int) -> None:
     """Validation metrics of the codes (``val_mAP``, ...) and, as the float
-    ceiling of the same network, ``val_float_mAP`` (cosine ranking of u)."""
+    ceiling of the same network, ``val_float_mAP`` (cosine ranking of u);
+    ``val`` = (queries, their labels, database, its labels)."""
     size = max(batch_size, 256)
-    u_val, u_train = encode(run.model, val[0], size), encode(run.model, train[0], size)
-    metrics = evaluate_retrieval(binarize(u_val), binarize(u_train), val[1], train[1])
+    val_x, val_y, db_x, db_y = val
+    u_val, u_db = encode(run.model, val_x, size), encode(run.model, db_x, size)
+    metrics = evaluate_retrieval(binarize(u_val), binarize(u_db), val_y, db_y)
     record.update({f"val_{k}": float(v) for k, v in metrics.items() if np.ndim(v) == 0})
-    record["val_float_mAP"] = cosine_mean_average_precision(u_val, u_train, val[1], train[1])
+    record["val_float_mAP"] = cosine_mean_average_precision(u_val, u_db, val_y, db_y)
 
 
 def _check_fit_args(model, loss, splits, config) -> None:
@@ -508,7 +521,7 @@ def fit(model: torch.nn.Module, loss: torch.nn.Module, splits: RetrievalSplits,
         device=None, callback: Callable[[History], bool | None] | None = None) -> History:
     """Train ``model`` with ``loss`` on ``splits.train``.
 
-    Validates on ``splits.val_query`` vs ``splits.train`` every
+    Validates on ``splits.val_query`` vs ``splits.validation_database`` every
     ``config.eval_every`` epochs and after the last one. With ``run_dir``,
     writes ``checkpoint.pt`` (everything needed to resume) after every epoch
     and ``best.pt`` (model + loss weights of the best validation mAP); with
@@ -617,7 +630,7 @@ def _one_epoch(run: _Run, train, val, config: TrainConfig, epoch: int, progress:
         distributed.broadcast_buffers(run.model)
     due = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
     if due and (not parallel or ctx.is_main):
-        _validate(run, train, val, record, config.batch_size)
+        _validate(run, val, record, config.batch_size)
     return distributed.broadcast_object(record) if parallel else record
 
 

@@ -9,6 +9,7 @@ Taught in Chapter 5 (book/05_gan_augmentation.ipynb).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -136,8 +137,9 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
             if gan:
                 train = pool.subset(np.isin(pool.source_index, small.train.source_index))
             split_k = small if train is small.train else \
-                type(small)(train, small.val_query, small.query, small.database, small.seed,
-                            small.description + f"; + {copies_per_image} GAN edits per image")
+                replace(small, train=train, val_database=small.train,
+                        description=small.description + f"; + {copies_per_image} GAN edits "
+                                                        f"per image")
             epochs = max(1, round(images_seen / len(train)))
             label = condition if not gan else f"{condition}-{copies_per_image}x{tag}"
             runs = None if runs_dir is None else Path(runs_dir) / f"k{k}"

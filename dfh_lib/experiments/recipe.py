@@ -254,7 +254,8 @@ class _Context:
             if not isinstance(train, type(self.splits.train)):
                 raise ValueError(f"augment_fn must return a FaceDataset; got "
                                  f"{type(train).__name__}")
-            self._augmented = replace(self.splits, train=train)
+            # validation ranks against the plain images, as the queries will
+            self._augmented = replace(self.splits, train=train, val_database=self.splits.train)
         return self._augmented
 
     def run_dir(self, stage: Stage, bits: int | None) -> Path | None:
@@ -350,13 +351,14 @@ def _run_hash_stage(stage: Stage, bits: int, ctx: _Context) -> TrainedRun:
 
 def _validation_before(stage: Stage, bits: int, ctx: _Context) -> float | None:
     """Validation mAP of the model a continuing stage starts from, measured as
-    the stage's own training measures it (its val_query against its training
-    set); None for a stage that starts from scratch."""
+    the stage's own training measures it (its val_query against its
+    validation database: the plain training set, also for a GAN stage);
+    None for a stage that starts from scratch."""
     if stage.init_from is None:
         return None
     splits = ctx.splits_for(stage)
     return float(evaluate(ctx.trained[(stage.init_from, bits)], splits.val_query,
-                          splits.train)["mAP"])
+                          splits.validation_database)["mAP"])
 
 
 def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,

@@ -153,9 +153,14 @@ class FaceDataset:
 @dataclass(frozen=True)
 class RetrievalSplits:
     """The retrieval protocol: train on ``train``; select models with
-    ``val_query`` against ``train``; report ``query`` against ``database``.
+    ``val_query`` against ``validation_database`` (``train`` unless
+    ``val_database`` is given); report ``query`` against ``database``.
 
     ``database`` is every non-query image (``train`` + ``val_query``).
+    ``val_database`` is for a training set that is not what a real database
+    would hold — e.g. GAN edits added to it: model selection must then rank
+    against the plain images, as the queries will, or it rewards a network
+    for finding the edits.
     """
 
     train: FaceDataset
@@ -164,6 +169,12 @@ class RetrievalSplits:
     database: FaceDataset
     seed: int
     description: str
+    val_database: FaceDataset | None = None
+
+    @property
+    def validation_database(self) -> FaceDataset:
+        """What ``val_query`` is ranked against during training."""
+        return self.train if self.val_database is None else self.val_database
 
     def __repr__(self) -> str:
         return (f"RetrievalSplits({self.description}: train {len(self.train)}, "
