@@ -216,6 +216,9 @@ def test_a_stage_that_does_not_improve_validation_is_not_kept(splits, tiny, tmp_
     assert first["kept"] and first["val_before"] is None
     assert not second["kept"] and second["val_after"] == -1.0 and 0 < second["val_before"] <= 1
     assert result.models[("b", 12)] is not result.models[("a", 12)]  # trained, reported
+    # what b hands on (and its row reports) is a's network
+    assert result.kept_models[("b", 12)] is result.models[("a", 12)]
+    assert result.kept_models[("a", 12)] is result.models[("a", 12)]
     assert second["mAP"] == first["mAP"]  # the row shows what goes on: stage a's model
 
 
@@ -230,6 +233,14 @@ def test_ablation_rows_in_order(splits, tiny):
     assert mats["teacher"].shape == mats["codes"].shape == (6, 6)
     np.testing.assert_allclose(np.diag(mats["codes"]), 1.0)
     assert list(mats["labels"]) == sorted(mats["labels"])
+    # agreement: the correlation of the off-diagonal entries, over all query pairs
+    whole = distill.similarity_matrices(result.teachers["teacher"],
+                                        result.models[("student", 12)], splits.query,
+                                        n=len(splits.query))
+    off = ~np.eye(len(splits.query), dtype=bool)
+    by_hand = np.corrcoef(whole["teacher"][off], whole["codes"][off])[0, 1]
+    assert distill.teacher_agreement(result.teachers["teacher"], result.models[("student", 12)],
+                                     splits.query) == pytest.approx(by_hand)
 
 
 def test_ablation_benchmark_measures_every_row_and_seed(splits, tiny, tmp_path):

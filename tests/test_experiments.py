@@ -29,6 +29,16 @@ def test_run_methods_trains_then_loads(splits, tmp_path):
     again = experiments.run_methods(splits, ("ddh",), (12,), tiny, tmp_path, progress=False)
     assert again.rows[0]["mAP"] == row["mAP"]  # loaded, not retrained
     np.testing.assert_array_equal(again.codes[("ddh", 12)][0], query_codes)
+    # every row carries the same network's float ceiling, as the benchmark measures it
+    from dfh_lib.experiments.benchmark import evaluate_model
+
+    model = experiments.trained_model("ddh", splits, 12, tiny, tmp_path)
+    numbers = evaluate_model(model, splits)
+    for key in ("mAP", "float_mAP", "ratio", "undecided"):
+        assert row[key] == pytest.approx(numbers[key]), key
+    assert row["ratio"] == pytest.approx(row["mAP"] / row["float_mAP"])
+    u = encode(model, splits.query)  # undecided by hand: |u| < 0.5 of the query outputs
+    assert row["undecided"] == pytest.approx(float((u.abs() < 0.5).float().mean()))
 
 
 def test_baselines_train_with_the_given_settings_in_the_benchmark_folders(splits, tmp_path):

@@ -47,6 +47,39 @@ def test_galleries_and_curves_draw():
     assert viz.figure_to_png(fig)[:4] == b"\x89PNG"
 
 
+def test_distance_histogram_shares_sum_to_one_per_group():
+    import matplotlib.pyplot as plt
+
+    codes = np.array([[1, 1, 1, -1], [1, 1, -1, -1], [-1, -1, -1, 1]])
+    labels = np.array([0, 0, 1])
+    ax = viz.plot_distance_histogram(codes, codes, labels, labels, title="t")
+    other, same = ax.containers
+    # same person: distances 0, 1, 1, 0, 0 of 5 pairs; another: 3, 3, 4, 4 → density = share
+    assert [round(p.get_height(), 3) for p in same][:2] == [0.6, 0.4]
+    assert [round(p.get_height(), 3) for p in other][3:] == [0.5, 0.5]
+    assert ax.get_title() == "t"
+    plt.close("all")
+
+
+def test_quantizer_and_head_panels_draw():
+    import matplotlib.pyplot as plt
+    from dfh_lib.nn.quantizers import build_quantizer
+
+    fig, axes = plt.subplots(1, 4)
+    viz.plot_penalties({n: build_quantizer(n) for n in ("l2", "cubic", "quadratic")}, axes[:3],
+                       highlight="quadratic")
+    # cubic's codes are exactly sgn z: no ∂q/∂u curve
+    assert [len(ax.get_lines()) for ax in axes[:3]] == [3 + 1, 2 + 1, 3 + 1]
+    viz.plot_code_gradients({"none": (build_quantizer("none"), "-")}, axes[3])
+    assert axes[3].get_lines()[0].get_ydata().max() == pytest.approx(1.0, abs=1e-4)
+    viz.plot_weighted_gradient(build_quantizer("quadratic"), (0.1, 1.0), 1.0, axes[0])
+    ax = viz.plot_head_maps({"hidden": 0.4, "final": 0.6}, title="row")
+    assert [p.get_width() for p in ax.patches] == [0.4, 0.6] and ax.get_xlim() == (0, 1)
+    image = viz.plot_similarity(np.eye(3), ax, title="s")
+    assert image.get_clim() == (-1, 1) and ax.get_title() == "s"
+    plt.close("all")
+
+
 def test_precomputed_explorer_links_selector_to_views():
     import matplotlib.pyplot as plt
 

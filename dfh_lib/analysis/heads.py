@@ -12,7 +12,7 @@ from ..engine.encoding import as_input, encode, image_tensor
 from ..engine.teacher import Teacher
 from ..nn.multihead import MultiHeadHashNet
 
-__all__ = ["encode_heads", "head_maps", "similarity_matrices"]
+__all__ = ["encode_heads", "head_maps", "similarity_matrices", "teacher_agreement"]
 
 
 @torch.no_grad()
@@ -59,3 +59,15 @@ def similarity_matrices(teacher, student: nn.Module, data, n: int = 64) -> dict[
 
     return {"teacher": cosine(t), "student": cosine(s), "codes": (b @ b.T / b.shape[1]).numpy(),
             "labels": subset.labels}
+
+
+def teacher_agreement(teacher, student: nn.Module, data, n: int | None = None) -> float:
+    """Pearson correlation between the teacher's cosine similarities and the
+    student's code similarities (1 − 2 d_H / K) over all pairs of the first
+    ``n`` images of ``data`` (all by default) — how much of the teacher's
+    geometry the codes keep; NaN when every code is the same (a collapsed
+    network has no similarity structure to compare)."""
+    mats = similarity_matrices(teacher, student, data, n=len(data) if n is None else n)
+    off = ~np.eye(len(mats["labels"]), dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.corrcoef(mats["teacher"][off], mats["codes"][off])[0, 1])

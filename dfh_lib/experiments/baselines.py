@@ -24,14 +24,16 @@ def run_methods(splits, methods=DEEP_BASELINES, bits=(12, 24, 36, 48), profile=N
     """Train every method at every code length (train-or-load: a finished run
     in ``runs_dir/<label>-<bits>`` is loaded, not retrained) and evaluate the
     best-on-validation model on query vs database. ``methods`` holds method
-    names or :class:`Variant` s."""
+    names or :class:`Variant` s. Rows carry the network's float mAP, the
+    code/float ratio and its undecided bits
+    (:meth:`~dfh_lib.experiments.result.ExperimentResult.add_model`)."""
     result = ExperimentResult()
     for k in bits:
         for variant in map(Variant.of, methods):
             run = train_or_load(variant, splits, k, profile, runs_dir, progress=progress,
                                 **overrides)
-            result.add(variant.label, k, run.codes(splits.query), run.codes(splits.database),
-                       splits, best_epoch=run.history.best_epoch, seconds=round(run.seconds, 1))
+            result.add_model(variant.label, k, run.model, splits,
+                             best_epoch=run.history.best_epoch, seconds=round(run.seconds, 1))
             result.histories[(variant.label, k)] = run.history
     return result
 

@@ -22,7 +22,7 @@ from ..core.classic import HASHERS
 from ..core.embedding_metrics import cosine_mean_average_precision
 from ..core.metrics import binarize, evaluate_retrieval, hamming_ranking
 from ..engine.encoding import encode
-from ..nn.losses.registry import METHOD_DEFAULTS
+from .result import undecided_share
 from .runs import TrainedRun, Variant, run_folder, train_or_load
 
 __all__ = ["SEARCH_SPACE", "LEARNING_RATES", "tuning_settings", "tune", "convergence",
@@ -113,14 +113,6 @@ def per_query_ap(query_codes, db_codes, query_labels, db_labels) -> np.ndarray:
     return ((rel * hits / ranks).sum(1) / rel.sum(1).clamp(min=1)).numpy()
 
 
-def _undecided(model, u: torch.Tensor) -> float:
-    """Share of query bits with |u| < 0.5; raw-output networks are read
-    through tanh (how HashNet and the quantizers squash them)."""
-    if getattr(model, "activation", "tanh") is None:
-        u = torch.tanh(u)
-    return float((u.abs() < 0.5).float().mean())
-
-
 def evaluate_model(model, splits) -> dict:
     """Query-vs-database numbers of one trained network: code mAP, the same
     network's float mAP (cosine ranking of u), their ratio, P@H<=2,
@@ -132,7 +124,7 @@ def evaluate_model(model, splits) -> dict:
     float_map = cosine_mean_average_precision(uq, ud, ql, dl)
     return {"mAP": float(metrics["mAP"]), "float_mAP": float_map,
             "ratio": float(metrics["mAP"]) / float_map if float_map else float("nan"),
-            "P@H<=2": float(metrics["P@H<=2"]), "undecided": _undecided(model, uq),
+            "P@H<=2": float(metrics["P@H<=2"]), "undecided": undecided_share(model, uq),
             "ap": per_query_ap(cq, cd, ql, dl)}
 
 

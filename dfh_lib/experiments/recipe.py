@@ -17,15 +17,15 @@ import pandas as pd
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
 from ..engine.backbone import shared_backbone
-from ..engine.encoding import binary_codes, evaluate
+from ..engine.encoding import evaluate
 from ..engine.teacher import TEACHER_NETWORK, Teacher, fit_teacher, load_teacher
 from ..engine.train import TrainConfig
 from ..nn.losses.base import HashLoss
 from ..nn.losses.distillation import DistillationLoss, MultiHeadLoss
 from ..nn.losses.registry import LOSSES, METHOD_DEFAULTS, has_method
 from ..nn.multihead import FINAL, build_multihead, copy_weights
-from .baselines import run_methods, trained_model
-from .benchmark import convergence, evaluate_model
+from .baselines import run_methods
+from .benchmark import convergence, per_query_ap
 from .result import ExperimentResult
 from .runs import TrainedRun, fit_or_load
 
@@ -200,9 +200,13 @@ def dfh_gans_recipe(heads: Sequence[str] | None = None,
 @dataclass
 class RecipeResult(ExperimentResult):
     """:class:`~dfh_lib.experiments.result.ExperimentResult` (rows keyed by the
-    stage's label) plus ``models[(stage, bits)]`` and ``teachers[name]``."""
+    stage's label) plus ``models[(stage, bits)]`` (each stage's trained
+    network, also one its validation rejected), ``kept_models[(stage, bits)]``
+    (the network the stage hands on and its row reports: its start when
+    rejected) and ``teachers[name]``."""
 
     models: dict = field(default_factory=dict)
+    kept_models: dict = field(default_factory=dict)
     teachers: dict = field(default_factory=dict)
 
 
@@ -408,13 +412,13 @@ def run_recipe(recipe: Recipe, splits, bits=(12, 24, 36, 48), profile=None, runs
             kept = before is None or after is None or after > before
             model = run.model if kept else ctx.trained[(stage.init_from, k)]
             ctx.trained[(stage.name, k)] = model
-            result.add(stage.title, k, binary_codes(model, splits.query),
-                       binary_codes(model, splits.database), splits, stage=stage.name,
-                       gan_augmented=ctx.augmented(stage), best_epoch=run.history.best_epoch,
-                       seconds=round(run.seconds, 1), val_before=before, val_after=after,
-                       kept=kept)
+            result.add_model(stage.title, k, model, splits, stage=stage.name,
+                             gan_augmented=ctx.augmented(stage), best_epoch=best,
+                             seconds=round(run.seconds, 1), val_before=before, val_after=after,
+                             kept=kept)
             result.histories[(stage.title, k)] = run.history
             result.models[(stage.name, k)] = run.model
+            result.kept_models[(stage.name, k)] = model
     result.teachers.update(ctx.teachers)
     return result
 
@@ -488,18 +492,12 @@ def ablation_benchmark(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=Non
         seeded = profile.with_overrides(seed=seed)
         result = ablation(splits, bits, seeded, folder, heads, progress)
         results[seed] = result
-        init_from = {s.name: s.init_from for s in ablation_recipe(heads).stages}
-
-        def kept_model(stage, k):  # a stage that did not improve validation: its start
-            row = next(r for r in result.rows if r.get("stage") == stage and r["bits"] == k)
-            return result.models[(stage, k)] if row["kept"] else kept_model(init_from[stage], k)
-
-        for row in result.rows:
+        for row in result.rows:  # each row already measured the network it reports
             name, k = row["method"], row["bits"]
-            model = (trained_model("dfh", splits, k, seeded, folder) if "stage" not in row
-                     else kept_model(row["stage"], k))
-            numbers = evaluate_model(model, splits)
-            aps[(name, k, seed)] = numbers.pop("ap")
+            aps[(name, k, seed)] = per_query_ap(*result.codes[(name, k)], splits.query.labels,
+                                                splits.database.labels)
             rows.append({"method": name, "bits": k, "seed": seed, "kept": row.get("kept", True),
-                         **numbers, **convergence(result.histories[(name, k)])})
+                         **{c: row[c] for c in ("mAP", "float_mAP", "ratio", "P@H<=2",
+                                                "undecided")},
+                         **convergence(result.histories[(name, k)])})
     return pd.DataFrame(rows), aps, results

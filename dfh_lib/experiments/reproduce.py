@@ -79,12 +79,14 @@ def reproduce(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
         keep = {(r["method"], r["bits"]) for r in gan.rows}
         gan.codes = {k: v for k, v in gan.codes.items() if k in keep}
         gan.histories = {k: v for k, v in gan.histories.items() if k in keep}
-        gan.models = {("finetune-gan", k): m for (s, k), m in gan.models.items()
-                      if s == "finetune"}
+        gan.models, gan.kept_models = ({("finetune-gan", k): m for (s, k), m in models.items()
+                                        if s == "finetune"}
+                                       for models in (gan.models, gan.kept_models))
         recipes.append(gan)
     for part in recipes:
         result.extend(part)
         result.models.update(part.models)
+        result.kept_models.update(part.kept_models)
         result.teachers.update(part.teachers)
     return result
 

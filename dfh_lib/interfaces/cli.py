@@ -271,7 +271,7 @@ def main_reproduce(argv=None):
     result = reproduce(splits, bits, profile, runs_dir, methods, augment_fn, reuse=reuse,
                        settings=settings)
     h, w = profile.image_size
-    provenance = Provenance.of(run, splits, "query vs database", epochs=profile.epochs,
+    provenance = Provenance.of(run, splits, "query vs database", steps=profile.steps,
                                input=f"{h}x{w}", seed=args.seed, gan=gan_note)
     rows = [{k: v for k, v in r.items() if k not in ("stage", "gan_augmented")}
             for r in result.rows]  # the provenance line says whether GAN data was used

@@ -13,7 +13,9 @@ from ..core.data.dataset import check_face_images
 
 __all__ = ["show_faces", "show_retrievals", "plot_pr_curves", "plot_metric_vs_bits",
            "plot_histories", "show_table", "figure_to_png", "figure_to_bytes", "as_jpeg",
-           "show_edits"]
+           "show_edits", "plot_distance_histogram", "plot_head_maps", "plot_penalties",
+           "plot_code_gradients", "plot_weighted_gradient", "plot_run_with_term",
+           "plot_similarity"]
 
 
 def _face_axes(rows: int, cols: int, image_size=(64, 64), left: float = 1.2):
@@ -227,3 +229,129 @@ def code_histogram(model, data, row: dict):
                  f"undecided {float((values.abs() < 0.5).float().mean()):.0%}")
     plt.close(fig)
     return fig
+
+
+def plot_distance_histogram(query_codes, db_codes, query_labels, db_labels, ax=None,
+                            title: str | None = None):
+    """Hamming distances of every (query, database) pair, same person (green)
+    against another person (grey), each as shares of its pairs; the dashed
+    line closes the radius-2 ball that P@H<=2 looks into."""
+    from ..core.metrics import hamming_distance
+
+    dist = hamming_distance(query_codes, db_codes).numpy()
+    same = np.asarray(query_labels)[:, None] == np.asarray(db_labels)[None, :]
+    bits = int(np.asarray(query_codes).shape[1])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 2.8))
+    bins = np.arange(bits + 2) - 0.5
+    ax.hist(dist[~same], bins=bins, density=True, color="grey", alpha=0.6, label="another person")
+    ax.hist(dist[same], bins=bins, density=True, color="tab:green", alpha=0.6,
+            label="same person")
+    ax.axvline(2.5, color="k", ls="--", lw=1)
+    ax.set(xlabel="Hamming distance", ylabel="share of pairs", xlim=(-0.5, bits + 0.5))
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_head_maps(maps: dict, ax=None, title: str | None = None):
+    """Horizontal bars of ``{head: mAP}`` (depth order, the final head last),
+    each labelled with its value, on a 0-1 axis."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 2.8))
+    ax.barh(list(maps), list(maps.values()), color=["C1", "C2", "C0"][-len(maps):])
+    for y, value in enumerate(maps.values()):
+        ax.text(value, y, f" {value:.3f}", va="center", fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="mAP of the head's own codes")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def _style(name: str, colors: dict | None, highlight: str | None) -> dict:
+    return dict(color=(colors or {}).get(name), lw=2.4 if name == highlight else 1.3,
+                label=name)
+
+
+def plot_penalties(quantizers: dict, axes, colors: dict | None = None,
+                   highlight: str | None = None, z_range: float = 4.0):
+    """Three panels of quantization penalties ``{name: quantizer}``
+    (:mod:`dfh_lib.nn.quantizers`): the penalty q against z, its gradient
+    ∂q/∂u against u = tanh z (penalties on z read through tanh; none for
+    codes that are exactly sgn z), and ∂q/∂z — what the network receives."""
+    import torch
+
+    z = torch.linspace(-z_range, z_range, 801, dtype=torch.float64)
+    u = torch.linspace(-0.995, 0.995, 801, dtype=torch.float64)
+    for name, q in quantizers.items():
+        style = _style(name, colors, highlight)
+        axes[0].plot(z, q.elementwise(q.variable(z)), **style)
+        if float(q.codes(torch.tensor([0.3])).abs()) != 1:  # codes exactly sgn z: no u in between
+            du = q.gradient(u) if q.space == "u" else q.grad_wrt_z(torch.atanh(u)) / (1 - u**2)
+            axes[1].plot(u, du, **style)
+        axes[2].plot(z, q.grad_wrt_z(z), **style)
+    for ax, title, xlabel, ylim in zip(axes, ["penalty q(z)", "∂q/∂u", "∂q/∂z (what z receives)"],
+                                       ["z", "u", "z"], [(0, 6), (-6, 6), (-4.5, 4.5)]):
+        ax.set(title=title, xlabel=xlabel, ylim=ylim)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.legend(fontsize=7)
+    return axes
+
+
+def plot_code_gradients(curves: dict, ax, colors: dict | None = None, z_range: float = 4.0):
+    """∂u/∂z of the codes of quantizers ``{label: (quantizer, line style)}``
+    against z; a label's colour is that of its first word in ``colors``."""
+    import torch
+
+    z = torch.linspace(-z_range, z_range, 801, dtype=torch.float64)
+    for label, (q, ls) in curves.items():
+        key = label.split(",")[0].split(":")[0]
+        ax.plot(z, q.code_gradient(z), label=label, color=(colors or {}).get(key), ls=ls, lw=1.3)
+    ax.set(title="∂u/∂z of the codes", xlabel="z", ylim=(-0.2, 10.5))
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_weighted_gradient(quantizer, weights, chosen: float, ax, z_range: float = 4.0):
+    """w · ∂q/∂z of one quantizer for every weight in ``weights``, the
+    ``chosen`` one in colour and the others in grey, on a common scale."""
+    import torch
+
+    z = torch.linspace(-z_range, z_range, 401)
+    grad = quantizer.grad_wrt_z(z)
+    for w in weights:
+        ax.plot(z, w * grad, color="C0" if w == chosen else "0.8", lw=2 if w == chosen else 1,
+                zorder=2 if w == chosen else 1)
+    top = 1.1 * max(weights) * float(grad.abs().max())
+    ax.set(xlabel="z", ylim=(-top, top))
+    return ax
+
+
+def plot_run_with_term(history, term: str, ax, title: str | None = None,
+                       term_label: str | None = None):
+    """Validation mAP (dots, left axis) of a run's history and one of its
+    loss terms per epoch (red, right axis, labelled ``term_label``)."""
+    frame = history.to_frame()
+    evaluated = frame["val_mAP"].dropna()
+    ax.plot(evaluated.index, evaluated, "o-", color="C0")
+    ax.set(xlabel="epoch", ylabel="validation mAP", ylim=(0, None))
+    if title:
+        ax.set_title(title)
+    twin = ax.twinx()
+    twin.plot(frame.index, frame[term], color="C3", lw=1)
+    twin.set_ylabel(term_label or f"{term} term", color="C3")
+    twin.grid(False)
+    return ax
+
+
+def plot_similarity(matrix, ax, title: str | None = None, fontsize: int = 9):
+    """A similarity matrix (values in [−1, 1], e.g. of faces sorted by
+    identity, so each person is a block on the diagonal) as a heat map;
+    returns the image (for a colour bar)."""
+    image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r", interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+    return image

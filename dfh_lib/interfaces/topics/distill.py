@@ -5,7 +5,7 @@ in :mod:`dfh_lib.engine.teacher`, per-head analysis in
 :mod:`dfh_lib.analysis.heads`, the stage recipe in
 :mod:`dfh_lib.experiments.recipe` and the reproduction in
 :mod:`dfh_lib.experiments.reproduce`."""
-from ...analysis.heads import encode_heads, head_maps, similarity_matrices
+from ...analysis.heads import encode_heads, head_maps, similarity_matrices, teacher_agreement
 from ...engine.teacher import TEACHER_NETWORK, Teacher, load_teacher, train_teacher
 from ...experiments.recipe import (ABLATION, Distill, Recipe, RecipeResult, Stage, ablation,
                                    ablation_recipe, ablation_benchmark, dfh_gans_recipe,
@@ -21,4 +21,5 @@ __all__ = ["FINAL", "TEACHER_NETWORK", "ABLATION", "MultiHeadHashNet", "build_mu
            "MultiHeadLoss", "DistillationLoss", "Teacher", "train_teacher", "load_teacher",
            "Distill", "Stage", "Recipe", "dfh_gans_recipe", "ablation_recipe", "RecipeResult",
            "run_recipe", "ablation", "ablation_benchmark", "head_maps", "similarity_matrices",
+           "teacher_agreement",
            "REPRODUCE_PARTS", "reproduce", "gan_augment_fn", "main_reproduce"]
