@@ -13,6 +13,7 @@ from ..core.embedding_metrics import cosine_mean_average_precision
 from ..core.metrics import binarize
 from ..engine.encoding import encode
 from ..nn.quantizers import QUANTIZERS
+from .benchmark import training_seconds
 from .result import ExperimentResult
 from .runs import Variant, train_or_load
 
@@ -98,7 +99,7 @@ def compare_quantizers(splits, schemes=tuple(QUANTIZERS), bits=(12, 24, 36, 48),
                        if len(perturbed) else math.nan,
                        mAP_drop=float(perturbed["mAP_drop"].mean())
                        if len(perturbed) else math.nan,
-                       seconds=round(run.seconds, 1))
+                       train_s=training_seconds(history))
             row["ratio"] = row["mAP"] / float_map if float_map else math.nan
             result.histories[(label, k)] = history
             robust.append(table.assign(method=label, bits=k, scheme=scheme))
