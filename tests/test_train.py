@@ -193,7 +193,9 @@ def test_fit_trains_model_and_loss_parameters(splits):
                                  1e-2 * (1 + math.cos(2 * math.pi / 3)) / 2])
 
 
-def test_validation_is_val_query_against_train_never_query(splits, monkeypatch):
+@pytest.fixture
+def validation_sizes(monkeypatch):
+    """(queries, database) sizes of every validation fit() runs."""
     seen = []
 
     def spy(q_codes, d_codes, q_labels, d_labels):
@@ -201,20 +203,20 @@ def test_validation_is_val_query_against_train_never_query(splits, monkeypatch):
         return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
 
     monkeypatch.setattr(train_module, "evaluate_retrieval", spy)
+    return seen
+
+
+def test_validation_is_val_query_against_train_never_query(splits, validation_sizes):
+    seen = validation_sizes
     history = fit(new_model(), CentreLoss(), splits, make_config(eval_every=2), progress=False)
     # evaluated at epoch 2 (eval_every) and 3 (the last), not at epoch 1
     assert seen == [(len(splits.val_query), len(splits.train))] * 2
     assert history.column("val_mAP")[0] is None
 
 
-def test_validation_ranks_against_val_database_when_the_splits_name_one(splits, monkeypatch):
-    seen = []
-
-    def spy(q_codes, d_codes, q_labels, d_labels):
-        seen.append((len(q_codes), len(d_codes)))
-        return evaluate_retrieval(q_codes, d_codes, q_labels, d_labels)
-
-    monkeypatch.setattr(train_module, "evaluate_retrieval", spy)
+def test_validation_ranks_against_val_database_when_the_splits_name_one(splits,
+                                                                          validation_sizes):
+    seen = validation_sizes
     grown = dataclasses.replace(splits, train=splits.train.concat(splits.train),
                                 val_database=splits.train)  # e.g. GAN edits added
     assert grown.validation_database is splits.train and splits.validation_database is splits.train
