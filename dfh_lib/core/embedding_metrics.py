@@ -6,9 +6,10 @@ have probability zero for float scores, so plain average precision is exact.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["cosine_mean_average_precision"]
+__all__ = ["cosine_mean_average_precision", "best_threshold", "verification_accuracy"]
 
 
 def _as_float(x, name: str) -> torch.Tensor:
@@ -47,3 +48,51 @@ def cosine_mean_average_precision(query, database, query_labels, db_labels,
         aps.append((rel * hits / positions).sum(dim=1) / total.clamp(min=1))
     aps = torch.cat(aps) if aps else torch.zeros(0)
     return aps if per_query else float(aps.mean()) if len(aps) else float("nan")
+
+
+def best_threshold(similarity, same) -> float:
+    """The threshold ``t`` that maximises the accuracy of "same person iff
+    similarity > t" on these pairs (midway between two neighbouring scores;
+    the lowest such ``t`` on ties of accuracy)."""
+    s, y = np.asarray(similarity, float), np.asarray(same, bool)
+    if s.shape != y.shape or s.ndim != 1 or len(s) == 0:
+        raise ValueError(f"need one similarity per pair; got {s.shape} and {y.shape}")
+    order = np.argsort(s, kind="stable")
+    s, y = s[order], y[order]
+    # predicting "different" for the first k pairs: correct = different among
+    # them + same among the rest
+    k = np.arange(len(s) + 1)
+    different_below = np.concatenate([[0], np.cumsum(~y)])
+    same_above = y.sum() - np.concatenate([[0], np.cumsum(y)])
+    correct = different_below + same_above
+    cut_between_values = np.ones(len(s) + 1, bool)
+    cut_between_values[1:-1] = s[1:] > s[:-1]  # never split equal scores
+    correct = np.where(cut_between_values, correct, -1)
+    best = int(k[np.argmax(correct)])
+    if best == 0:
+        return float(s[0] - 1.0)
+    if best == len(s):
+        return float(s[-1])
+    return float((s[best - 1] + s[best]) / 2)
+
+
+def verification_accuracy(similarity, same, fold) -> dict[int, float]:
+    """LFW's verification protocol: for each fold, the accuracy of "same
+    person iff similarity > t" with ``t`` chosen on the other folds.
+
+    Returns ``{fold: accuracy}``; report the mean and standard deviation.
+    """
+    s, y, f = (np.asarray(similarity, float), np.asarray(same, bool), np.asarray(fold))
+    if not (s.shape == y.shape == f.shape) or s.ndim != 1:
+        raise ValueError(f"similarity, same and fold need one entry per pair; got "
+                         f"{s.shape}, {y.shape}, {f.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("similarity contains NaN/inf values")
+    folds = np.unique(f)
+    if len(folds) < 2:
+        raise ValueError("need at least two folds (the threshold is chosen on the others)")
+    out = {}
+    for test in folds:
+        t = best_threshold(s[f != test], y[f != test])
+        out[int(test)] = float(((s[f == test] > t) == y[f == test]).mean())
+    return out

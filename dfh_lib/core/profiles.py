@@ -38,6 +38,9 @@ class Profile:
             clears it.
         backbone_steps: optimisation steps of the shared face embedding
             network (:mod:`dfh_lib.engine.backbone`).
+        face_net_steps: optimisation steps of the face embedding network
+            trained on people outside every evaluation set
+            (:mod:`dfh_lib.engine.face_net`).
         lfw_min_faces: LFW identities kept (``min_faces_per_person``).
         max_identities / max_images_per_identity: caps (None = all) that
             keep ``tiny`` fast.
@@ -59,6 +62,7 @@ class Profile:
     epochs: int = 30
     steps: int | None = None
     backbone_steps: int = 1200
+    face_net_steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
     eval_every: int = 5
@@ -90,6 +94,7 @@ PROFILES = {
     # methods on the frozen embedding (dfh_lib/reference_results/tuning-cpu-lfw.csv)
     "tiny": Profile(name="tiny", bits=(12, 48), image_size=(64, 48), network="face_embedding",
                     multilayer_network="face_embedding", lr=3e-3, epochs=2, backbone_steps=10,
+                    face_net_steps=10,
                     batch_size=64, eval_every=1,
                     max_identities=20, max_images_per_identity=20, seeds=(0,),
                     synth_identities=20,
@@ -99,6 +104,7 @@ PROFILES = {
                    batch_size=128, eval_every=10),
     "gpu": Profile(name="gpu", image_size=(64, 48), network="face_embedding_ft", steps=6000,
                    multilayer_network="face_embedding_ft", backbone_steps=3000,
+                   face_net_steps=8000,
                    batch_size=256, eval_every=10, synth_size=64,
                    amp=True, num_workers=2),
 }
