@@ -242,3 +242,21 @@ def test_open_set_benchmark_rows_and_ceilings(synthetic_protocol, tmp_path,
     assert rows.iloc[1]["embedding_float_mAP"] == pytest.approx(ceiling)
     assert rows.iloc[1]["of_embedding"] == pytest.approx(rows.iloc[1]["mAP"] / ceiling)
     assert len(aps[("face net", "dfh", 12, 0, "open set")]) == len(open_set.query)
+
+
+def test_fine_tune_starts_from_the_face_net_and_records_it(synthetic_protocol, tmp_path,
+                                                           cpu_deterministic_guard):
+    from dfh_lib.engine.face_net import fine_tune_face_net, save_face_net, train_face_net
+    from dfh_lib.interfaces.book_data import book_splits
+
+    net, history = train_face_net(synthetic_protocol, "tiny", None, progress=False, epochs=1)
+    path = save_face_net(net, history, tmp_path / "net")
+    splits = book_splits("tiny", "synthfaces", verbose=False)
+    untrained, h0 = fine_tune_face_net(splits, path, "tiny", None, progress=False, epochs=1,
+                                       lr=1e-12)  # no step of any size: still the start
+    start = dict(net.named_parameters())  # (BatchNorm's running statistics do move)
+    for name, value in untrained.named_parameters():
+        assert torch.allclose(value, start[name], atol=1e-6), name
+    assert h0.config["backbone"] == str(path)
+    with pytest.raises(ValueError, match="reads"):
+        fine_tune_face_net(splits, path, "tiny", None, progress=False, image_size=(32, 32))

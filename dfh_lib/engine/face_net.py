@@ -33,7 +33,8 @@ from .encoding import encode
 from .train import History, fit
 
 __all__ = ["SHIPPED_FACE_NET", "FACE_NET_COMMAND", "face_net_config", "train_face_net",
-           "save_face_net", "face_net_report", "shipped_face_net", "shipped_face_net_info"]
+           "save_face_net", "fine_tune_face_net", "face_net_report", "shipped_face_net_file",
+           "shipped_face_net", "shipped_face_net_info"]
 
 #: the shipped network's folder in the package
 SHIPPED_FACE_NET = "face-net-cpu-lfw"
@@ -69,6 +70,30 @@ def train_face_net(protocol: FaceNetProtocol, profile=None, run_dir=None,
     loss = CosFaceLoss(EMBEDDING_DIM, splits.train.num_identities)
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
                   callback=callback)
+    return model.eval(), history
+
+
+def fine_tune_face_net(splits, face_net_file, profile=None, run_dir=None, progress: bool = True,
+                       **overrides) -> tuple[SmallResNet, History]:
+    """The face network fine-tuned on ``splits.train``'s identities (a new
+    CosFace layer for them; the trunk starts from ``face_net_file``), with
+    the backbone's recipe at half its learning rate, kept on
+    ``splits.val_query``: a teacher or backbone that has seen other people
+    before this benchmark's. The config's ``backbone`` records the start, so
+    a run folder never resumes from another one."""
+    start = load_face_embedding(face_net_file)
+    config = backbone_config(profile, len(splits.train),
+                             **{"lr": 1e-3, "backbone": str(face_net_file), **overrides})
+    if tuple(config.image_size) != tuple(start.image_size):
+        raise ValueError(f"{face_net_file} reads {start.image_size} images; the profile "
+                         f"trains at {config.image_size}")
+    announce(run_dir, config, splits)
+    seed_everything(config.seed, config.deterministic)
+    model = SmallResNet(start.bits, config.image_size, activation=None,
+                        widths=[block.conv2.out_channels for block in start.blocks])
+    model.load_state_dict(start.state_dict())
+    loss = CosFaceLoss(start.bits, splits.train.num_identities)
+    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
     return model.eval(), history
 
 
@@ -127,21 +152,21 @@ def save_face_net(model: SmallResNet, history: History, out_dir, report: dict | 
     return out / "embedding.pt"
 
 
-def shipped_face_net() -> SmallResNet:
-    """The shipped face embedding network (package data), eval mode."""
-    from importlib.resources import as_file, files
+def shipped_face_net_file() -> Path:
+    """The shipped network's ``embedding.pt`` (package data; a face embedding
+    file that ``face_embedding`` hash heads take as ``backbone``)."""
+    path = Path(__file__).resolve().parents[1] / "pretrained" / SHIPPED_FACE_NET / "embedding.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"the shipped face embedding network is missing ({path}); "
+                                f"make it with: {FACE_NET_COMMAND}")
+    return path
 
-    resource = files("dfh_lib").joinpath("pretrained", SHIPPED_FACE_NET, "embedding.pt")
-    with as_file(resource) as path:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"the shipped face embedding network is missing ({path}); "
-                                    f"make it with: {FACE_NET_COMMAND}")
-        return load_face_embedding(path)
+
+def shipped_face_net() -> SmallResNet:
+    """The shipped face embedding network, eval mode."""
+    return load_face_embedding(shipped_face_net_file())
 
 
 def shipped_face_net_info() -> dict:
     """The shipped network's command, training data and measured report."""
-    from importlib.resources import files
-
-    return json.loads(files("dfh_lib").joinpath("pretrained", SHIPPED_FACE_NET,
-                                                "report.json").read_text())
+    return json.loads((shipped_face_net_file().parent / "report.json").read_text())

@@ -87,9 +87,11 @@ class TrainConfig:
         select_metric: the validation metric that picks the kept weights:
             ``"val_mAP"`` (the codes, default) or ``"val_float_mAP"`` (cosine
             ranking of the float outputs, for embedding networks).
-        backbone: for the ``face_embedding`` networks, the id of the shared
+        backbone: for the ``face_embedding`` networks, the id (or file) of the
             face embedding network they start from (see
-            :mod:`dfh_lib.engine.backbone`: trained once per training set).
+            :mod:`dfh_lib.engine.backbone`: trained once per training set);
+            for an embedding network fine-tuned from another
+            (:func:`dfh_lib.engine.face_net.fine_tune_face_net`), its start.
     """
 
     method: str

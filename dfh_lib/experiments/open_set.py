@@ -11,6 +11,8 @@ float mAP there (what the codes could reach at best).
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from ..core.data.lfw_protocols import OpenSet
@@ -55,7 +57,7 @@ def open_set_benchmark(methods, splits, open_set: OpenSet, backbones: dict[str, 
                 for seed in seeds:
                     run = train_or_load(
                         Variant(method, method, setting.get("loss_kwargs", {})), splits, k,
-                        profile, run_folder(runs_dir, name.replace(" ", "-"), f"seed{seed}"),
+                        profile, run_folder(runs_dir, re.sub(r"\W+", "-", name), f"seed{seed}"),
                         progress=progress, seed=seed, backbone=str(backbone),
                         **({"lr": setting["lr"]} if "lr" in setting else {}))
                     for protocol, faces in protocols.items():

@@ -302,6 +302,86 @@ def main_search(argv=None):
     return run(argv)
 
 
+def main_open_set(argv=None):
+    """``python -m dfh_lib open-set --profile cpu --methods dfh,greedyhash --bits 12,48``:
+    hash heads on the benchmark's own embedding and on the shipped face
+    network (trained on other people), each judged on the LFW benchmark
+    (closed set) and on LFW people in no training set (open set); writes
+    ``<out>.csv`` (every run) and ``<out>.md`` (mean ± std over seeds)."""
+    from ..core.data.lfw_protocols import open_set_splits
+    from ..core.runtime import setup_notebook
+    from ..engine.backbone import shared_backbone
+    import math
+
+    from ..engine.face_net import fine_tune_face_net, save_face_net, shipped_face_net_file
+    from ..experiments.benchmark import chosen_settings, shipped_tuning_log
+    from ..experiments.open_set import open_set_benchmark
+    from .book_data import book_splits
+
+    parser = argparse.ArgumentParser(prog="python -m dfh_lib open-set",
+                                     description=main_open_set.__doc__.split("\n")[0])
+    parser.add_argument("--profile", default=None, help="tiny, cpu or gpu")
+    parser.add_argument("--methods", default="dfh,greedyhash", help="comma-separated")
+    parser.add_argument("--bits", default="12,48", help="comma-separated code lengths")
+    parser.add_argument("--seeds", default=None, help="comma-separated training seeds "
+                        "(default: the profile's)")
+    parser.add_argument("--face-net", default=None, metavar="FILE", help="face embedding "
+                        "file (default: the shipped one, dfh_lib/pretrained/face-net-cpu-lfw)")
+    parser.add_argument("--fine-tune-steps", type=int, default=0, metavar="STEPS",
+                        help="also the face network fine-tuned on the benchmark's training "
+                        "people for STEPS steps, as a third backbone (default 0: not)")
+    parser.add_argument("--out", default=None, help="output path without suffix "
+                        "(default: results/open-set-<profile>-lfw)")
+    parser.add_argument("--runs-dir", default=None, help="checkpoint folder (default: "
+                        "runs/open-set/<profile>-lfw)")
+    parser.add_argument("--data-root", default=None, help="the data folder (default: "
+                        "$DFH_DATA_DIR); needs lfw/")
+    args = parser.parse_args(argv)
+    bits = _parse_bits(args.bits)
+    try:
+        seeds = None if args.seeds is None else tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers; got {args.seeds!r}")
+    if args.fine_tune_steps < 0:
+        parser.error(f"--fine-tune-steps must be >= 0; got {args.fine_tune_steps}")
+    face_net = Path(args.face_net) if args.face_net else shipped_face_net_file()
+    if not face_net.is_file():
+        raise FileNotFoundError(f"--face-net: no file {face_net}")
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-root {args.data_root} is not a folder")
+    run = setup_notebook("open-set", args.profile)
+    profile = run.profile
+    splits = book_splits(profile, "lfw", args.data_root)
+    open_set = open_set_splits(args.data_root)
+    print(open_set)
+    search = shipped_tuning_log(profile.name, "lfw")
+    settings = None if search is None else chosen_settings(search, bits)
+    backbones = {"benchmark embedding": shared_backbone(splits, profile), "face net": face_net}
+    runs_dir = Path(args.runs_dir) if args.runs_dir else run.runs_dir / f"{profile.name}-lfw"
+    if args.fine_tune_steps:
+        batches = math.ceil(len(splits.train) / 128)
+        tuned, history = fine_tune_face_net(
+            splits, face_net, profile, runs_dir / "face-net-fine-tuned",
+            epochs=math.ceil(args.fine_tune_steps / batches))
+        backbones["face net, fine-tuned"] = save_face_net(
+            tuned, history, runs_dir / "face-net-fine-tuned" / "embedding")
+    rows, _ = open_set_benchmark(tuple(m for m in args.methods.split(",") if m), splits,
+                                 open_set, backbones, bits, profile, runs_dir,
+                                 seeds or profile.seeds, settings)
+    out = Path(args.out or f"results/open-set-{profile.name}-lfw")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows.round(6).to_csv(out.with_suffix(".csv"), index=False)
+    keys = ["protocol", "backbone", "method", "bits"]
+    table = rows.groupby(keys, sort=False)[["mAP", "float_mAP", "embedding_float_mAP",
+                                            "of_embedding", "undecided"]].agg(["mean", "std"])
+    table.columns = [f"{a} {b}" for a, b in table.columns]
+    text = (f"profile {profile.name}, LFW, device {run.device}; closed set: {splits}; "
+            f"{open_set}\n\n" + table.round(3).reset_index().to_markdown(index=False))
+    out.with_suffix(".md").write_text(text + "\n")
+    print(text)
+    return rows
+
+
 def main_face_net(argv=None):
     """``python -m dfh_lib face-net --profile cpu --run-dir DIR --out DIR``:
     trains (or resumes / loads) the face embedding network on LFW people
@@ -358,7 +438,7 @@ def main_face_net(argv=None):
 COMMANDS = {"info": main_info, "train": main_train, "baselines": main_baselines,
             "reproduce": main_reproduce, "gan": main_gan, "fetch": main_fetch,
             "index": main_index, "search": main_search,
-            "face-net": main_face_net}
+            "face-net": main_face_net, "open-set": main_open_set}
 
 
 def _user_error(err: BaseException) -> bool:
@@ -388,6 +468,7 @@ def main(argv=None) -> None:
               "  gan        train the StarGAN face editor or the attribute classifier\n"
               "  face-net   train the face embedding network on people outside every "
               "evaluation set\n"
+              "  open-set   hash heads judged on people in no training set (and closed set)\n"
               "  fetch      download and verify a dataset (lfw, orl, celeba, facescrub, ...)\n"
               "  index      encode a folder of photos with a trained run (a code file)\n"
               "  search     rank an indexed folder by Hamming distance to a photo",
