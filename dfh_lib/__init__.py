@@ -15,7 +15,8 @@ Chapters write ``import dfh_lib as dfh`` and use one name per topic:
 ``dfh.data``, ``dfh.metrics``, ``dfh.index``, ``dfh.classic``, ``dfh.models``,
 ``dfh.losses``, ``dfh.dfh_loss``, ``dfh.quantization``, ``dfh.train``,
 ``dfh.experiments``, ``dfh.gan``, ``dfh.distill``, ``dfh.results``,
-``dfh.viz``, ``dfh.widgets``, ``dfh.scale``, ``dfh.profiles``, ``dfh.runtime`` (the table
+``dfh.viz``, ``dfh.widgets``, ``dfh.scale``, ``dfh.open_set``, ``dfh.profiles``,
+``dfh.runtime`` (the table
 below says which module each one is). They are imported on first use, so
 ``import dfh_lib`` stays light.
 """
@@ -33,7 +34,7 @@ TOPICS = {
     "distill": "interfaces.topics.distill", "results": "interfaces.results",
     "viz": "interfaces.viz", "widgets": "interfaces.widgets",
     "scale": "analysis.scale", "benchmark": "experiments.benchmark",
-    "backbone": "engine.backbone",
+    "backbone": "engine.backbone", "open_set": "interfaces.topics.open_set",
 }
 _SHORTCUTS = {"setup_notebook": "core.runtime", "get_device": "core.runtime",
               "seed_everything": "core.runtime", "get_profile": "core.profiles"}

@@ -260,3 +260,16 @@ def test_fine_tune_starts_from_the_face_net_and_records_it(synthetic_protocol, t
     assert h0.config["backbone"] == str(path)
     with pytest.raises(ValueError, match="reads"):
         fine_tune_face_net(splits, path, "tiny", None, progress=False, image_size=(32, 32))
+
+
+def test_backbone_differences_pairs_the_same_queries():
+    from dfh_lib.experiments.open_set import backbone_differences
+
+    rng = np.random.default_rng(0)
+    base = rng.random((2, 50))
+    aps = {("b", "dfh", 12, s, "open set"): base[s] for s in (0, 1)}
+    aps.update({("a", "dfh", 12, s, "open set"): base[s] + 0.1 for s in (0, 1)})
+    aps[("a", "dfh", 12, 0, "closed set")] = base[0]
+    table = backbone_differences(aps, "a", "b")
+    assert len(table) == 1 and table.iloc[0]["difference"] == pytest.approx(0.1)
+    assert table.iloc[0]["seeds"] == 2 and table.iloc[0]["queries"] == 50

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from ..core.data.lfw_protocols import OpenSet
 from ..core.embedding_metrics import cosine_mean_average_precision
+from ..core.profiles import get_profile
+from ..engine.backbone import shared_backbone
 from ..engine.encoding import encode
+from ..engine.face_net import fine_tune_face_net, save_face_net
 from ..nn.models import load_face_embedding
-from .benchmark import evaluate_model
+from .benchmark import evaluate_model, paired_difference
 from .runs import Variant, run_folder, train_or_load
 
-__all__ = ["embedding_float_map", "open_set_benchmark"]
+__all__ = ["embedding_float_map", "open_set_benchmark", "comparison_backbones",
+           "summarize_open_set", "backbone_differences"]
 
 
 def embedding_float_map(backbone, faces) -> float:
@@ -69,3 +74,57 @@ def open_set_benchmark(methods, splits, open_set: OpenSet, backbones: dict[str, 
                                      "embedding_float_mAP": ceiling,
                                      "of_embedding": numbers["mAP"] / ceiling})
     return pd.DataFrame(rows), aps
+
+
+def comparison_backbones(splits, face_net_file, profile=None, runs_dir=None,
+                         fine_tune_steps: int | None = None, progress: bool = False) -> dict:
+    """The three starts an open-set table compares, name -> embedding:
+    ``"benchmark embedding"`` (the shared backbone, trained on the
+    benchmark's training people), ``"face net"`` (``face_net_file``: other
+    people only) and ``"face net, fine-tuned"`` (the face net fine-tuned on
+    the benchmark's training people for ``fine_tune_steps``, default half the
+    profile's backbone steps; 0 leaves it out; saved in ``runs_dir``)."""
+    import math
+    from pathlib import Path
+
+    profile = get_profile(profile)
+    backbones = {"benchmark embedding": shared_backbone(splits, profile, progress),
+                 "face net": Path(face_net_file)}
+    steps = profile.backbone_steps // 2 if fine_tune_steps is None else fine_tune_steps
+    if steps:
+        folder = run_folder(runs_dir, "fine-tuning")
+        if folder is None:
+            raise ValueError("the fine-tuned face net needs a runs_dir to be saved in")
+        batches = math.ceil(len(splits.train) / 128)
+        tuned, history = fine_tune_face_net(splits, face_net_file, profile, folder,
+                                            progress=progress,
+                                            epochs=max(1, math.ceil(steps / batches)))
+        backbones["face net, fine-tuned"] = save_face_net(tuned, history, folder / "embedding")
+    return backbones
+
+
+def summarize_open_set(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over seeds per protocol, backbone, method and length."""
+    grouped = rows.groupby(["protocol", "backbone", "method", "bits"], sort=False)
+    out = grouped[["mAP", "float_mAP", "embedding_float_mAP", "of_embedding",
+                   "undecided"]].agg(["mean", "std"])
+    out.columns = [f"{a} {b}" for a, b in out.columns]
+    return out
+
+
+def backbone_differences(aps: dict, better: str, than: str,
+                         protocol: str = "open set") -> pd.DataFrame:
+    """Paired differences (``better`` − ``than``, mAP points / 100) of the
+    same method and length on the same queries, over the seeds both have."""
+    rows = []
+    keys = sorted({(m, k) for (b, m, k, _, p) in aps if b == better and p == protocol})
+    for method, k in keys:
+        seeds = sorted(s for (b, m, kk, s, p) in aps
+                       if (b, m, kk, p) == (better, method, k, protocol)
+                       and (than, method, k, s, protocol) in aps)
+        if not seeds:
+            continue
+        a = np.stack([aps[(better, method, k, s, protocol)] for s in seeds])
+        b = np.stack([aps[(than, method, k, s, protocol)] for s in seeds])
+        rows.append({"method": method, "bits": k, **paired_difference(a, b)})
+    return pd.DataFrame(rows)

@@ -19,7 +19,7 @@ from ..core.data.fetch import fetch_dataset
 from ..core.data.dataset import FaceDataset, RetrievalSplits, retrieval_protocol
 from ..core.profiles import get_profile
 
-__all__ = ["PROTOCOLS", "book_dataset", "book_splits", "cap_dataset"]
+__all__ = ["PROTOCOLS", "book_dataset", "book_splits", "cap_dataset", "book_face_net_protocol"]
 
 # Per-identity query / validation-query counts of each dataset's protocol.
 PROTOCOLS = {
@@ -136,3 +136,20 @@ def book_splits(profile=None, dataset: str | None = None, root=None, seed: int =
     if verbose:
         print(splits)
     return splits
+
+
+def book_face_net_protocol(root=None, verbose: bool = True):
+    """Chapter 9's people roles: LFW's (:func:`face_net_protocol`) where LFW
+    is present, else (with a note) generated faces in the same shape, so the
+    chapter's code still runs."""
+    from ..core.data.lfw_protocols import face_net_protocol, stand_in_protocol
+
+    if available("lfw", root=root):
+        protocol = face_net_protocol(root)
+    else:
+        print(f"No local LFW copy in {data_dir(root)}: generated faces stand in for the "
+              f"people roles (the numbers below mean nothing; `python -m dfh_lib fetch lfw`).")
+        protocol = stand_in_protocol()
+    if verbose:
+        print(protocol)
+    return protocol

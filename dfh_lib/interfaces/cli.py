@@ -310,12 +310,10 @@ def main_open_set(argv=None):
     ``<out>.csv`` (every run) and ``<out>.md`` (mean ± std over seeds)."""
     from ..core.data.lfw_protocols import open_set_splits
     from ..core.runtime import setup_notebook
-    from ..engine.backbone import shared_backbone
-    import math
-
-    from ..engine.face_net import fine_tune_face_net, save_face_net, shipped_face_net_file
+    from ..engine.face_net import shipped_face_net_file
     from ..experiments.benchmark import chosen_settings, shipped_tuning_log
-    from ..experiments.open_set import open_set_benchmark
+    from ..experiments.open_set import (comparison_backbones, open_set_benchmark,
+                                         summarize_open_set)
     from .book_data import book_splits
 
     parser = argparse.ArgumentParser(prog="python -m dfh_lib open-set",
@@ -327,9 +325,10 @@ def main_open_set(argv=None):
                         "(default: the profile's)")
     parser.add_argument("--face-net", default=None, metavar="FILE", help="face embedding "
                         "file (default: the shipped one, dfh_lib/pretrained/face-net-cpu-lfw)")
-    parser.add_argument("--fine-tune-steps", type=int, default=0, metavar="STEPS",
-                        help="also the face network fine-tuned on the benchmark's training "
-                        "people for STEPS steps, as a third backbone (default 0: not)")
+    parser.add_argument("--fine-tune-steps", type=int, default=None, metavar="STEPS",
+                        help="steps of the third backbone, the face network fine-tuned on "
+                        "the benchmark's training people (default: half the profile's "
+                        "backbone steps; 0: leave it out)")
     parser.add_argument("--out", default=None, help="output path without suffix "
                         "(default: results/open-set-<profile>-lfw)")
     parser.add_argument("--runs-dir", default=None, help="checkpoint folder (default: "
@@ -342,7 +341,7 @@ def main_open_set(argv=None):
         seeds = None if args.seeds is None else tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
         parser.error(f"--seeds takes comma-separated integers; got {args.seeds!r}")
-    if args.fine_tune_steps < 0:
+    if args.fine_tune_steps is not None and args.fine_tune_steps < 0:
         parser.error(f"--fine-tune-steps must be >= 0; got {args.fine_tune_steps}")
     face_net = Path(args.face_net) if args.face_net else shipped_face_net_file()
     if not face_net.is_file():
@@ -356,25 +355,16 @@ def main_open_set(argv=None):
     print(open_set)
     search = shipped_tuning_log(profile.name, "lfw")
     settings = None if search is None else chosen_settings(search, bits)
-    backbones = {"benchmark embedding": shared_backbone(splits, profile), "face net": face_net}
     runs_dir = Path(args.runs_dir) if args.runs_dir else run.runs_dir / f"{profile.name}-lfw"
-    if args.fine_tune_steps:
-        batches = math.ceil(len(splits.train) / 128)
-        tuned, history = fine_tune_face_net(
-            splits, face_net, profile, runs_dir / "face-net-fine-tuned",
-            epochs=math.ceil(args.fine_tune_steps / batches))
-        backbones["face net, fine-tuned"] = save_face_net(
-            tuned, history, runs_dir / "face-net-fine-tuned" / "embedding")
+    backbones = comparison_backbones(splits, face_net, profile, runs_dir, args.fine_tune_steps,
+                                     progress=True)
     rows, _ = open_set_benchmark(tuple(m for m in args.methods.split(",") if m), splits,
                                  open_set, backbones, bits, profile, runs_dir,
                                  seeds or profile.seeds, settings)
     out = Path(args.out or f"results/open-set-{profile.name}-lfw")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.round(6).to_csv(out.with_suffix(".csv"), index=False)
-    keys = ["protocol", "backbone", "method", "bits"]
-    table = rows.groupby(keys, sort=False)[["mAP", "float_mAP", "embedding_float_mAP",
-                                            "of_embedding", "undecided"]].agg(["mean", "std"])
-    table.columns = [f"{a} {b}" for a, b in table.columns]
+    table = summarize_open_set(rows)
     text = (f"profile {profile.name}, LFW, device {run.device}; closed set: {splits}; "
             f"{open_set}\n\n" + table.round(3).reset_index().to_markdown(index=False))
     out.with_suffix(".md").write_text(text + "\n")

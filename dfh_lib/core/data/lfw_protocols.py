@@ -28,7 +28,8 @@ from .dataset import FaceDataset, RetrievalSplits
 from .lfw import LfwPairs, lfw_image_counts, load_lfw_pairs, load_lfw_people
 
 __all__ = ["BENCHMARK_MIN_IMAGES", "OPEN_SET_IMAGES", "VERIFICATION_TEST_FOLDS",
-           "OpenSet", "FaceNetProtocol", "lfw_people_roles", "face_net_protocol", "open_set_splits"]
+           "OpenSet", "FaceNetProtocol", "lfw_people_roles", "face_net_protocol", "open_set_splits",
+           "stand_in_protocol"]
 
 #: people with at least this many images form the hashing benchmark
 BENCHMARK_MIN_IMAGES = 20
@@ -143,3 +144,36 @@ def face_net_protocol(root: str | os.PathLike | None = None, num_validation: int
                      f"people; open set {len(roles['open_set'])} people"),
         val_database=val_database)
     return FaceNetProtocol(splits, pairs.subset(VERIFICATION_TEST_FOLDS), roles)
+
+
+def stand_in_protocol(seed: int = 0) -> FaceNetProtocol:
+    """The protocol's shape on generated faces (synthfaces, 60 people x 10
+    images), for running the code where LFW is absent: 30 training people,
+    10 validation people, 20 open-set people, and 3 folds of 20 same + 20
+    different pairs drawn from the open-set people (numbers mean nothing)."""
+    from .synthfaces import load_synthfaces
+
+    faces = load_synthfaces(num_identities=60, images_per_identity=10, size=64, seed=seed)
+    people = lambda lo, hi: faces.subset((faces.labels >= lo) & (faces.labels < hi))
+    val_query, val_database = _query_split(people(30, 40), 2, seed)
+    open_faces = people(40, 60)
+    query, database = _query_split(open_faces, 3, seed)
+    rng = np.random.default_rng(seed)
+    first, second, same, fold = [], [], [], []
+    for f in VERIFICATION_TEST_FOLDS:
+        for is_same in (True, False):
+            for _ in range(20):
+                a = rng.integers(len(open_faces))
+                pool = np.flatnonzero((open_faces.labels == open_faces.labels[a]) == is_same)
+                b = rng.choice(pool[pool != a])
+                first.append(a), second.append(b), same.append(is_same), fold.append(f)
+    pairs = LfwPairs(open_faces.images[first], open_faces.images[second], np.array(same),
+                     np.array(fold), {f: frozenset() for f in VERIFICATION_TEST_FOLDS})
+    names = lambda lo, hi: [faces.identity_names[i] for i in range(lo, hi)]
+    splits = RetrievalSplits(train=people(0, 30), val_query=val_query, query=query,
+                             database=database, seed=seed,
+                             description="synthfaces stand-in: 30 training, 10 validation, "
+                                         "20 open-set people", val_database=val_database)
+    return FaceNetProtocol(splits, pairs, {"train": names(0, 30), "validation": names(30, 40),
+                                           "open_set": names(40, 60), "benchmark": [],
+                                           "verification_test": names(40, 60)})
