@@ -73,15 +73,25 @@ def _splits_id(splits: RetrievalSplits) -> str:
 
 
 def train_backbone(splits: RetrievalSplits, profile=None, run_dir=None, progress: bool = True,
+                   callback=None, start: SmallResNet | None = None,
                    **overrides) -> tuple[SmallResNet, History]:
-    """Train (or load from ``run_dir``) the embedding network on ``splits.train``."""
+    """Train (or load from ``run_dir``) the embedding network on ``splits.train``.
+
+    ``start``: a face embedding network whose weights the trunk starts from
+    (fine-tuning; a new CosFace layer for these identities). ``callback`` as
+    in :func:`~dfh_lib.engine.train.fit`; ``overrides`` change the config.
+    """
     config = backbone_config(profile, len(splits.train), **overrides)
     announce(run_dir, config, splits)
     seed_everything(config.seed, config.deterministic)
-    model = SmallResNet(config.bits, config.image_size, activation=None,
-                        widths=_widths(profile))
+    widths = _widths(profile) if start is None else \
+        tuple(block.conv2.out_channels for block in start.blocks)
+    model = SmallResNet(config.bits, config.image_size, activation=None, widths=widths)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     loss = CosFaceLoss(config.bits, splits.train.num_identities)
-    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
+    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
+                  callback=callback)
     return model.eval(), history
 
 

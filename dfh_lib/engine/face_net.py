@@ -24,13 +24,10 @@ import torch
 from ..core.data.lfw_protocols import FaceNetProtocol
 from ..core.embedding_metrics import cosine_mean_average_precision, verification_accuracy
 from ..core.profiles import get_profile
-from ..core.runtime import seed_everything
-from ..nn.losses.embedding import CosFaceLoss
 from ..nn.models import SmallResNet, load_face_embedding
-from .backbone import EMBEDDING_DIM, _widths, backbone_config
-from .cost import announce
+from .backbone import backbone_config, train_backbone
 from .encoding import encode
-from .train import History, fit
+from .train import History
 
 __all__ = ["SHIPPED_FACE_NET", "FACE_NET_COMMAND", "face_net_config", "train_face_net",
            "save_face_net", "fine_tune_face_net", "face_net_report", "shipped_face_net_file",
@@ -63,14 +60,9 @@ def train_face_net(protocol: FaceNetProtocol, profile=None, run_dir=None,
     ``overrides`` change the :class:`TrainConfig`."""
     splits = protocol.splits
     config = face_net_config(profile, len(splits.train), **overrides)
-    announce(run_dir, config, splits)
-    seed_everything(config.seed, config.deterministic)
-    model = SmallResNet(EMBEDDING_DIM, config.image_size, activation=None,
-                        widths=_widths(profile))
-    loss = CosFaceLoss(EMBEDDING_DIM, splits.train.num_identities)
-    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress,
-                  callback=callback)
-    return model.eval(), history
+    return train_backbone(splits, profile, run_dir, progress, callback,
+                          **{**overrides, "epochs": config.epochs,
+                             "eval_every": config.eval_every})
 
 
 def fine_tune_face_net(splits, face_net_file, profile=None, run_dir=None, progress: bool = True,
@@ -82,19 +74,12 @@ def fine_tune_face_net(splits, face_net_file, profile=None, run_dir=None, progre
     before this benchmark's. The config's ``backbone`` records the start, so
     a run folder never resumes from another one."""
     start = load_face_embedding(face_net_file)
-    config = backbone_config(profile, len(splits.train),
-                             **{"lr": 1e-3, "backbone": str(face_net_file), **overrides})
+    config = backbone_config(profile, len(splits.train), **overrides)
     if tuple(config.image_size) != tuple(start.image_size):
         raise ValueError(f"{face_net_file} reads {start.image_size} images; the profile "
                          f"trains at {config.image_size}")
-    announce(run_dir, config, splits)
-    seed_everything(config.seed, config.deterministic)
-    model = SmallResNet(start.bits, config.image_size, activation=None,
-                        widths=[block.conv2.out_channels for block in start.blocks])
-    model.load_state_dict(start.state_dict())
-    loss = CosFaceLoss(start.bits, splits.train.num_identities)
-    history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
-    return model.eval(), history
+    return train_backbone(splits, profile, run_dir, progress, start=start,
+                          **{"lr": 1e-3, "backbone": str(face_net_file), **overrides})
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import FaceDataset, RetrievalSplits
+from .dataset import FaceDataset, RetrievalSplits, retrieval_protocol
 from .lfw import LfwPairs, lfw_image_counts, load_lfw_pairs, load_lfw_people
 
 __all__ = ["BENCHMARK_MIN_IMAGES", "OPEN_SET_IMAGES", "VERIFICATION_TEST_FOLDS",
@@ -104,12 +104,9 @@ def lfw_people_roles(counts: dict[str, int], pairs_people: dict[int, frozenset[s
 
 
 def _query_split(faces: FaceDataset, per_identity: int, seed: int):
-    rng = np.random.default_rng(seed)
-    is_query = np.zeros(len(faces), bool)
-    for label in np.unique(faces.labels):
-        members = rng.permutation(np.flatnonzero(faces.labels == label))
-        is_query[members[:per_identity]] = True
-    return faces.subset(is_query), faces.subset(~is_query)
+    """``(query, rest)``: the protocol's query draw with no validation queries."""
+    split = retrieval_protocol(faces, num_query=per_identity, num_val=0, seed=seed)
+    return split.query, split.database
 
 
 def open_set_splits(root: str | os.PathLike | None = None, queries_per_person: int = 3,
