@@ -214,11 +214,14 @@ def test_shipped_face_net_loads_and_names_its_command():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--steps", "0"], "--steps must be a positive"),
-    (["--data-root", "/no/such/folder"], "is not a folder"),
+    (["face-net", "--steps", "0"], "--steps must be a positive"),
+    (["face-net", "--data-root", "/no/such/folder"], "is not a folder"),
+    (["open-set", "--face-net", "/no/such/net.pt"], "--face-net: no file /no/such/net.pt"),
+    (["open-set", "--fine-tune-steps", "-1"], "--fine-tune-steps must be >= 0"),
+    (["open-set", "--seeds", "0,x"], "--seeds takes comma-separated integers"),
 ])
 def test_face_net_cli_bad_arguments_one_line(args, message):
-    out = subprocess.run([sys.executable, "-m", "dfh_lib", "face-net", *args],
+    out = subprocess.run([sys.executable, "-m", "dfh_lib", *args],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert message in out.stderr.strip().splitlines()[-1]  # after argparse's usage, if any
