@@ -352,6 +352,21 @@ def test_command_line_trains_tiny_on_synthfaces(tmp_path, capsys):
     assert "held-out accuracy: Black_Hair" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--lambda-id", "-1"], "--lambda-id must be >= 0"),
+    (["--lambda-mask", "0.1"], "--lambda-mask needs --masked"),
+    (["--masked", "--identity-net", "/no/such/net.pt"], "--identity-net: no file"),
+])
+def test_gan_command_line_bad_masked_arguments_one_line(args, message):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dfh_lib", "gan", "train", "--profile", "tiny",
+                          "--dataset", "synthfaces", *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr.strip().splitlines()[-1]
+
+
 # ------------------------------------------------------------------ real data
 
 def test_celeba_with_default_attributes_crops_to_gan_size(real_data_dir):
@@ -493,3 +508,144 @@ def test_show_edits_draws_one_row_per_face(trained, faces):
     plt.close(fig)
     with pytest.raises(ValueError, match=r"edits must be \(N=2, E=2"):
         gan.show_edits(faces.images[:2], grid, ["Smiling", "Bangs"])
+
+
+# ------------------------------------------------------------------ masked editor, identity loss
+
+def masked_generator(bias: float | None = None):
+    torch.manual_seed(0)
+    G = gan.Generator(ATTRS, width=4, res_blocks=1, image_size=32, masked=True)
+    if bias is not None:  # the mask channel's logit: sigmoid(-1e4) is exactly 0
+        last = G.body[-1]
+        with torch.no_grad():
+            last.weight[3].zero_()
+            last.bias[3] = bias
+    return G.eval()
+
+
+def test_masked_generator_with_mask_zero_returns_its_input_exactly():
+    G = masked_generator(bias=-1e4)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    c = torch.randint(0, 2, (3, len(ATTRS))).float()
+    colour, mask = G.layers(x, c)
+    assert colour.shape == x.shape and mask.shape == (3, 1, 32, 32)
+    assert torch.equal(mask, torch.zeros_like(mask))
+    assert torch.equal(G(x, c), x)
+    assert torch.equal(gan.Generator.compose(x, colour, torch.ones_like(mask)), colour)
+
+
+def test_masked_edit_keeps_every_pixel_where_the_mask_is_zero(faces):
+    G = masked_generator(bias=-1e4)
+    images = np.random.default_rng(0).integers(0, 256, (4, 62, 47, 3), dtype=np.uint8)
+    out = gan.edit(G, images, np.ones((4, len(ATTRS)), np.float32), framing="lfw")
+    assert np.array_equal(out, images)  # no resize of the face box: blended at 62x47
+    G_open = masked_generator(bias=1e4)  # mask 1: the colour image replaces the box
+    assert not np.array_equal(gan.edit(G_open, images, np.ones((4, len(ATTRS)), np.float32),
+                                       framing="lfw"), images)
+
+
+def test_masked_generator_loss_adds_mask_and_identity_terms():
+    torch.manual_seed(0)
+    config = tiny(masked=True, lambda_mask=0.1, lambda_id=2.0)
+    G, D = gan.build_gan(config)
+    assert G.masked and G.body[-1].out_channels == 4
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    c = torch.randint(0, 2, (4, len(ATTRS))).float()
+    embed = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 8))
+    loss, terms = gan.generator_loss(G, D, x, c, c.flip(0), config, embed)
+    assert {"g_mask", "g_id"} <= set(terms)
+    torch.testing.assert_close(loss, terms["g_adv"] + terms["g_cls"] + 10 * terms["g_rec"]
+                               + 0.1 * terms["g_mask"] + 2.0 * terms["g_id"])
+    colour, mask = G.layers(x, c.flip(0))
+    torch.testing.assert_close(terms["g_mask"], mask.mean())
+    with pytest.raises(ValueError, match="needs the identity embedding network"):
+        gan.generator_loss(G, D, x, c, c.flip(0), config)
+
+
+def test_identity_loss_hand_values_and_gradient():
+    embed = torch.nn.Identity()
+    real = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    same = torch.tensor([[3.0, 0.0], [0.0, 0.5]])      # same directions: 0
+    assert gan.identity_loss(embed, real, same).item() == pytest.approx(0.0, abs=1e-7)
+    opposite = -real                                     # opposite: 2
+    assert gan.identity_loss(embed, real, opposite).item() == pytest.approx(2.0)
+    fake = torch.tensor([[1.0, 1.0], [1.0, 0.0]], requires_grad=True)  # cos 1/√2 and 0
+    loss = gan.identity_loss(embed, real, fake)
+    assert loss.item() == pytest.approx((1 - 2 ** -0.5 + 1) / 2)
+    loss.backward()
+    # d/df (1 - f·t/|f|) / 2 = -(t - (f·t) f / |f|²) / (2 |f|), t the unit target
+    expected = torch.tensor([[-(1 - 0.5) / (2 * 2 ** 0.5), (0.5) / (2 * 2 ** 0.5)],
+                             [0.0, -0.5]])
+    torch.testing.assert_close(fake.grad, expected)
+    assert gan.identity_loss(embed, fake.detach(), real).requires_grad is False
+
+
+def test_masked_config_validation_and_old_fingerprints():
+    with pytest.raises(ValueError, match="needs a masked generator"):
+        tiny(lambda_mask=0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        tiny(lambda_id=-1.0)
+    plain = tiny()
+    legacy = {k: v for k, v in plain.to_dict().items()
+              if k not in ("masked", "lambda_mask", "lambda_id")}
+    assert gan.GANConfig(**legacy).fingerprint() == plain.fingerprint()
+    assert tiny(masked=True).fingerprint() != plain.fingerprint()
+
+
+def test_masked_gan_trains_with_the_face_net_identity_loss_and_resumes(faces, tmp_path):
+    from dfh_lib.engine.face_net import shipped_face_net_file
+
+    config = tiny(masked=True, lambda_mask=0.1, lambda_id=1.0)
+    result = gan.train_gan(faces, config, tmp_path, progress=False, device="cpu")
+    assert {"g_mask", "g_id"} <= set(result.log[-1])
+    assert 0 <= result.log[-1]["g_id"] <= 2 and 0 <= result.log[-1]["g_mask"] <= 1
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert len(state["data"]["identity_net_sha1"]) == 12
+    G = gan.load_generator(tmp_path)
+    assert G.masked and equal_states(G.state_dict(), result.generator.state_dict())
+    again = gan.train_gan(faces, config, tmp_path, progress=False,
+                          identity_net=shipped_face_net_file())
+    assert again.log == result.log  # finished: loads, same identity net
+
+
+def test_face_net_view_reads_gan_crops_at_the_nets_own_size():
+    from dfh_lib.engine.face_net import shipped_face_net
+
+    face_net = shipped_face_net()
+    embed = gan.face_net_view(face_net)
+    x = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    out = embed(x)
+    assert out.shape == (2, 128) and not any(p.requires_grad for p in face_net.parameters())
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_identity_by_the_face_net_of_a_masked_editor_with_mask_zero_is_total(retrieval):
+    from dfh_lib.engine.face_net import shipped_face_net
+
+    _, splits = retrieval
+    rows = gan.identity_preservation(shipped_face_net(), masked_generator(bias=-1e4), splits,
+                                     attributes=["Smiling"], ranking="cosine")
+    assert [r["attribute"] for r in rows] == ["(resize only)", "(no flip)", "Smiling", "all"]
+    for r in rows[1:]:  # exactly the input: same embedding, same neighbours
+        assert r["top1_edited"] == r["top1_original"]
+        assert r["cosine_to_original"] == pytest.approx(1.0, abs=1e-5)
+        assert r["mAP_edited"] == pytest.approx(r["mAP_original"])
+
+
+def test_cosine_identity_top1_matches_a_brute_force_search(retrieval, trained):
+    from dfh_lib.engine.encoding import encode
+    from dfh_lib.engine.face_net import shipped_face_net
+
+    _, splits = retrieval
+    net = shipped_face_net()
+    rows = gan.identity_preservation(net, trained[0].generator, splits, attributes=["Bangs"],
+                                     ranking="cosine")
+    q, d = encode(net, splits.query).numpy(), encode(net, splits.database).numpy()
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    top = np.argmax(q @ d.T, axis=1)
+    expected = np.mean(splits.database.labels[top] == splits.query.labels)
+    assert rows[0]["top1_original"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="ranking must be"):
+        gan.identity_preservation(net, trained[0].generator, splits, ranking="euclid")

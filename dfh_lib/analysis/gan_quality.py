@@ -14,13 +14,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch.nn.functional as F
 
 from ..core.data.dataset import FaceDataset
+from ..core.embedding_metrics import cosine_mean_average_precision
 from ..core.metrics import evaluate_retrieval, hamming_ranking
-from ..engine.editing import (_classify, _edit_crops, _from_unit, _paste_back,
+from ..engine.editing import (_classify, _edit_crops, _edited_images, _paste_back,
                               _source_attributes, attribute_matrix, face_crops,
                               flip_targets, framing_for, predict_attributes)
-from ..engine.encoding import binary_codes
+from ..engine.encoding import binary_codes, encode
 from ..nn.gan import AttributeClassifier, Generator
 
 __all__ = ["attribute_accuracy", "edit_success_rate", "identity_preservation"]
@@ -72,7 +74,8 @@ def _with_images(dataset: FaceDataset, images: np.ndarray) -> FaceDataset:
 
 
 def identity_preservation(model, generator: Generator, splits, classifier=None,
-                          attributes: Sequence[str] | None = None, framing=None) -> list[dict]:
+                          attributes: Sequence[str] | None = None, framing=None,
+                          ranking: str = "hamming") -> list[dict]:
     """How often an edited query face still retrieves its own identity first.
 
     Each query of ``splits`` is edited once per attribute (that attribute
@@ -89,6 +92,12 @@ def identity_preservation(model, generator: Generator, splits, classifier=None,
     * ``bits_changed``: mean Hamming distance between the codes of a face
       and of its edit.
 
+    ``ranking="cosine"``: ``model`` is a face embedding network (e.g. the
+    face net, :func:`~dfh_lib.engine.face_net.shipped_face_net`) and ranks
+    by the cosine of its float embeddings; ``cosine_to_original`` (mean
+    cosine between a face's embedding and its edit's) replaces
+    ``bits_changed``.
+
     Two control rows come first, not part of ``"all"``: ``"(resize only)"``
     pastes back the unedited face box (what the resizing to and from the
     generator's size costs) and ``"(no flip)"`` passes each query through
@@ -99,34 +108,53 @@ def identity_preservation(model, generator: Generator, splits, classifier=None,
     attributes = names if attributes is None else list(attributes)
     if not set(attributes) <= set(names) or not attributes:
         raise ValueError(f"attributes must be some of {names}; got {attributes}")
+    if ranking not in ("hamming", "cosine"):
+        raise ValueError(f"ranking must be 'hamming' or 'cosine'; got {ranking!r}")
     query, database = splits.query, splits.database
     framing = framing or framing_for(query)
     source = _source_attributes(query, names, classifier, framing)
-    db_codes = binary_codes(model, database)
+    if ranking == "hamming":
+        db_codes = binary_codes(model, database)
+        change = "bits_changed"
+    else:
+        db_codes = F.normalize(encode(model, database), dim=1)
+        change = "cosine_to_original"
 
     def search(images):
-        codes = binary_codes(model, _with_images(query, images))
-        top = hamming_ranking(codes, db_codes, topk=1)[:, 0].numpy()
-        mAP = evaluate_retrieval(codes, db_codes, query.labels, database.labels)["mAP"]
+        faces = _with_images(query, images)
+        if ranking == "hamming":
+            codes = binary_codes(model, faces)
+            top = hamming_ranking(codes, db_codes, topk=1)[:, 0].numpy()
+            mAP = evaluate_retrieval(codes, db_codes, query.labels, database.labels)["mAP"]
+        else:
+            codes = F.normalize(encode(model, faces), dim=1)
+            top = (codes @ db_codes.T).argmax(1).numpy()
+            mAP = cosine_mean_average_precision(codes, db_codes, query.labels,
+                                                database.labels)
         return codes, database.labels[top] == query.labels, mAP
+
+    def changed(codes, codes0):
+        if ranking == "hamming":
+            return float((codes != codes0).sum(1).float().mean())
+        return float((codes * codes0).sum(1).mean())
 
     codes0, hit0, map0 = search(query.images)
     crops = face_crops(query.images, generator.image_size, framing)
     rows, hits = [], []
     for a in ["(resize only)", "(no flip)", *attributes]:
         if a == "(resize only)":
-            edited = crops
+            edited = _paste_back(query.images, crops, framing)
         else:
             targets = source if a == "(no flip)" else flip_targets(source, a, names)
-            edited = _from_unit(_edit_crops(generator, crops, targets))
-        codes, hit, mAP = search(_paste_back(query.images, edited, framing))
+            edited = _edited_images(generator, query.images, targets, framing, crops=crops)
+        codes, hit, mAP = search(edited)
         if a in attributes:
             hits.append(hit)
         rows.append({"attribute": a, "top1_original": float(hit0.mean()),
                      "top1_edited": float(hit.mean()),
                      "kept": float((hit & hit0).sum() / max(hit0.sum(), 1)),
                      "mAP_original": float(map0), "mAP_edited": float(mAP),
-                     "bits_changed": float((codes != codes0).sum(1).float().mean())})
+                     change: changed(codes, codes0)})
     pooled = np.concatenate(hits)
     both = np.tile(hit0, len(attributes))
     rows.append({"attribute": "all", "top1_original": float(hit0.mean()),
@@ -134,6 +162,6 @@ def identity_preservation(model, generator: Generator, splits, classifier=None,
                  "kept": float((pooled & both).sum() / max(both.sum(), 1)),
                  "mAP_original": float(map0),
                  "mAP_edited": float(np.mean([r["mAP_edited"] for r in rows[2:]])),
-                 "bits_changed": float(np.mean([r["bits_changed"] for r in rows[2:]]))})
+                 change: float(np.mean([r[change] for r in rows[2:]]))})
     return rows
 

@@ -10,7 +10,10 @@ images by matching the mean faces (normalised cross-correlation). The box is
 resized to ``image_size × image_size`` (stretched 4:3 -> 1:1), so the GAN sees
 the same face region from both datasets (the book's hash networks stretch the
 62×47 LFW crops to squares the same way). :func:`edit` resizes the edited box
-back and pastes it into the image, so edits keep the dataset's size.
+back and pastes it into the image, so edits keep the dataset's size. A masked
+generator's colour image and mask are resized instead, and blended into the
+image at its own resolution: where the mask is 0 the original pixels stay,
+untouched by any resize.
 
 **Targets.** ``c'`` (the target attributes) keep hair colours mutually
 exclusive (:data:`~dfh_lib.nn.gan.HAIR_COLOURS`): switching one on switches
@@ -184,6 +187,45 @@ def _edit_crops(generator: Generator, crops: np.ndarray, targets: np.ndarray,
     return torch.cat(parts) if parts else torch.empty(0, 3, *crops.shape[1:3])
 
 
+@torch.no_grad()
+def _blend_at_full_size(generator: Generator, images: np.ndarray, crops: np.ndarray,
+                        targets: np.ndarray, framing, batch_size: int = 256) -> np.ndarray:
+    """A masked generator's edit of ``images``: colour and mask are computed
+    on the crops, resized to the face box and blended with the box's own
+    pixels, so a mask of 0 returns the image exactly."""
+    top, left, bottom, right = _box(framing, *images.shape[1:3])
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    out = images.copy()
+    try:
+        for i in range(0, len(crops), batch_size):
+            x = _to_unit(torch.from_numpy(crops[i:i + batch_size]), device)
+            c = torch.from_numpy(targets[i:i + batch_size]).float().to(device)
+            colour, mask = (F.interpolate(t.float().cpu(), size=(bottom - top, right - left),
+                                          mode="bilinear", align_corners=False)
+                            for t in generator.layers(x, c))
+            box = _to_unit(torch.from_numpy(images[i:i + batch_size, top:bottom, left:right]),
+                           "cpu")
+            out[i:i + batch_size, top:bottom, left:right] = _from_unit(
+                Generator.compose(box, colour, mask.clamp(0, 1)))
+    finally:
+        generator.train(was_training)
+    return out
+
+
+def _edited_images(generator: Generator, images: np.ndarray, targets: np.ndarray,
+                   framing, batch_size: int = 256, crops: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """``images`` with their face box edited towards ``targets`` (crops may
+    be passed when already cut at the generator's size)."""
+    crops = face_crops(images, generator.image_size, framing) if crops is None else crops
+    if getattr(generator, "masked", False):
+        return _blend_at_full_size(generator, images, crops, targets, framing, batch_size)
+    edited = _from_unit(_edit_crops(generator, crops, targets, batch_size))
+    return _paste_back(images, edited, framing)
+
+
 def _targets(generator: Generator, attributes, n: int, source) -> np.ndarray:
     """(N, A) float32 targets from an array, or from a {name: 0/1} dict
     applied to every image on top of ``source`` (N, A)."""
@@ -218,15 +260,14 @@ def edit(generator: Generator, images: np.ndarray, attributes, source=None,
             the current (N, A) attributes, gives the unnamed ones).
         framing: the images' face box (``"celeba"``, ``"lfw"``, ``"full"``, ...):
             the box is cut out, resized to G's size, edited, resized back and
-            pasted in place.
+            pasted in place (a masked G: its colour and mask are resized and
+            blended with the box at the image's resolution).
     Returns:
         (N, H, W, 3) uint8, pixels outside the face box unchanged.
     """
     check_face_images(images)
     targets = _targets(generator, attributes, len(images), source)
-    crops = face_crops(images, generator.image_size, framing)
-    edited = _from_unit(_edit_crops(generator, crops, targets, batch_size))
-    return _paste_back(images, edited, framing)
+    return _edited_images(generator, images, targets, framing, batch_size)
 
 
 def flip_attribute(generator: Generator, images: np.ndarray, source,

@@ -44,7 +44,7 @@ from ..nn.losses.gan import discriminator_loss, generator_loss
 from . import checkpoint
 from .editing import _to_unit, attribute_matrix, face_crops, framing_for, split_by_identity
 
-__all__ = ["GANResult", "ClassifierResult", "train_gan", "load_generator",
+__all__ = ["GANResult", "ClassifierResult", "train_gan", "load_generator", "face_net_view",
            "train_attribute_classifier", "load_attribute_classifier", "PRETRAINED",
            "pretrained", "pretrained_log"]
 
@@ -250,7 +250,33 @@ def _training_data(dataset: FaceDataset, config, framing, device) -> tuple[dict,
         _data_summary(crops, attrs, framing)
 
 
-def _gan_step(G, D, opt_g, opt_d, data, config: GANConfig, generator, device):
+def face_net_view(net: nn.Module):
+    """The frozen embedding ``f`` of the identity loss: GAN crops (N, 3, S, S)
+    in [-1, 1] (the face box stretched to a square) resized to the network's
+    own input (64×48 for the face net: the box's 4:3 shape again) in [0, 1]."""
+    net.eval().requires_grad_(False)
+    size = tuple(net.image_size)
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        return net(F.interpolate((x + 1) / 2, size=size, mode="bilinear", align_corners=False))
+    return embed
+
+
+def _identity_embedding(config: GANConfig, identity_net, device):
+    """(embed or None, its summary): the face net (default: the shipped one)
+    when ``lambda_id > 0``; its file's digest goes into the run's data."""
+    if config.lambda_id <= 0:
+        return None, {}
+    from ..nn.models import load_face_embedding
+    from .face_net import shipped_face_net_file
+
+    path = Path(identity_net) if identity_net is not None else shipped_face_net_file()
+    net = load_face_embedding(path).to(device)
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+    return face_net_view(net), {"identity_net_sha1": digest}
+
+
+def _gan_step(G, D, opt_g, opt_d, data, config: GANConfig, generator, device, identity=None):
     """The step function of :class:`_Loop` for StarGAN (one D update, and one
     G update on every ``n_critic``-th step)."""
     def step_fn(step: int) -> dict:
@@ -269,7 +295,7 @@ def _gan_step(G, D, opt_g, opt_d, data, config: GANConfig, generator, device):
         opt_d.step()
         if (step + 1) % config.n_critic == 0:
             D.requires_grad_(False)  # G's step needs no D weight gradients
-            g_loss, g_terms = generator_loss(G, D, x, c, c_target, config)
+            g_loss, g_terms = generator_loss(G, D, x, c, c_target, config, identity)
             logged.update({k: v.detach() for k, v in g_terms.items()})
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -281,7 +307,7 @@ def _gan_step(G, D, opt_g, opt_d, data, config: GANConfig, generator, device):
 
 def train_gan(dataset: FaceDataset, config: GANConfig | str | None = None, run_dir=None,
               resume: bool = True, progress: bool = True, device=None,
-              framing=None) -> GANResult:
+              framing=None, identity_net=None) -> GANResult:
     """Train a StarGAN on ``dataset`` (CelebA; its attributes are the labels).
 
     Args:
@@ -294,6 +320,9 @@ def train_gan(dataset: FaceDataset, config: GANConfig | str | None = None, run_d
             data is resumed exactly (``resume=True``); a finished run loads.
         framing: the face box (default: by dataset name, see :data:`FRAMINGS`).
         device: None = ``$DFH_DEVICE``, else cuda / mps / cpu.
+        identity_net: the face embedding file of the identity loss (used when
+            ``config.lambda_id > 0``; default: the shipped face net,
+            :func:`~dfh_lib.engine.face_net.shipped_face_net_file`).
 
     Raises:
         ValueError: unreadable checkpoint, or one of another config / data
@@ -303,6 +332,8 @@ def train_gan(dataset: FaceDataset, config: GANConfig | str | None = None, run_d
     config = _config_of(GANConfig, config)
     device = get_device(device)
     data, summary = _training_data(dataset, config, framing, device)
+    identity, identity_summary = _identity_embedding(config, identity_net, device)
+    summary.update(identity_summary)
     seed_everything(config.seed, config.deterministic)
     G, D = (m.to(device) for m in build_gan(config))
     betas = (config.beta1, config.beta2)
@@ -314,8 +345,9 @@ def train_gan(dataset: FaceDataset, config: GANConfig | str | None = None, run_d
                  Path(run_dir) if run_dir is not None else None, generator,
                  {"export_kind": "generator", "export_name": GENERATOR},
                  row_extra=lambda step: {"lr": _lr_at(step, config, config.g_lr)})
-    step_fn = _gan_step(G, D, opt_g, opt_d, data, config, generator, device)
-    log = loop.run(step_fn, resume, progress, f"StarGAN {config.image_size}px")
+    step_fn = _gan_step(G, D, opt_g, opt_d, data, config, generator, device, identity)
+    name = "masked StarGAN" if config.masked else "StarGAN"
+    log = loop.run(step_fn, resume, progress, f"{name} {config.image_size}px")
     G.eval().config = config
     G.framing = summary["framing"]
     return GANResult(G, D, config, log)

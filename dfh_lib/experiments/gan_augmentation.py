@@ -18,12 +18,14 @@ import numpy as np
 from ..core.data import available, low_shot
 from ..core.data.dataset import FaceDataset
 from ..core.profiles import Profile, get_profile
+from ..analysis.gan_quality import edit_success_rate, identity_preservation
 from ..engine.editing import augment
 from ..engine.gan_training import _cli_dataset
 from ..nn.gan import Generator
 from .baselines import ExperimentResult, Variant, run_methods
 
-__all__ = ["held_out_faces", "AUGMENTATIONS", "IMAGES_SEEN", "augmentation_experiment"]
+__all__ = ["held_out_faces", "AUGMENTATIONS", "IMAGES_SEEN", "augmentation_experiment",
+           "editor_quality"]
 
 
 # ----------------------------------------------------------------------------
@@ -155,3 +157,42 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
                 result.histories[key] = part.histories[(label, row["bits"])]
     return result
 
+
+
+# ----------------------------------------------------------------------------
+# an editor's quality in one table
+# ----------------------------------------------------------------------------
+
+def editor_quality(editors: dict[str, Generator], judge, hasher, face_net, splits,
+                   held_out: FaceDataset) -> tuple[dict, dict]:
+    """Each editor judged three ways: the independent attribute classifier
+    ``judge`` reads its edits of ``held_out`` faces (edit success, mean over
+    attributes); a hash network ``hasher`` and the face embedding network
+    ``face_net`` (cosine) search ``splits.database`` with edited
+    ``splits.query`` faces (identity kept at rank 1, of the queries right
+    before the edit: with no attribute asked to change, and pooled over
+    single-attribute flips; the queries' attributes are the judge's reading).
+
+    Returns ``(summary, details)``: ``summary[editor]`` a dict of the
+    measures (plus the resize-only control for the hasher), ``details``
+    the per-attribute success and identity rows."""
+    summary, details = {}, {}
+    for name, G in editors.items():
+        success = edit_success_rate(judge, G, held_out)
+        by_hash = identity_preservation(hasher, G, splits, classifier=judge)
+        by_net = identity_preservation(face_net, G, splits, classifier=judge, ranking="cosine")
+        row = {r["attribute"]: r for r in by_hash}
+        net_row = {r["attribute"]: r for r in by_net}
+        summary[name] = {
+            "edit_success": success["mean"],
+            "kept_hash_no_edit": row["(no flip)"]["kept"],
+            "kept_hash_one_flip": row["all"]["kept"],
+            "kept_face_net_no_edit": net_row["(no flip)"]["kept"],
+            "kept_face_net_one_flip": net_row["all"]["kept"],
+            "face_net_cosine_one_flip": net_row["all"]["cosine_to_original"],
+            "kept_hash_resize_only": row["(resize only)"]["kept"],
+            "top1_hash_original": row["all"]["top1_original"],
+            "top1_face_net_original": net_row["all"]["top1_original"],
+        }
+        details[name] = {"edit_success": success, "hasher": by_hash, "face_net": by_net}
+    return summary, details

@@ -13,6 +13,15 @@ after every 5th ``D`` update; one *step* is one ``D`` update, the official
 ``num_iters``), Adam(1e-4, betas (0.5, 0.999)), learning rates decayed
 linearly to 0 over the second half of the steps.
 
+**Masked editing.** With ``masked=True`` (:class:`GANConfig`) the generator
+predicts, besides a colour image ``e``, an attention mask ``m`` in [0, 1] per
+pixel and returns ``m·e + (1 − m)·x`` (GANimation, Pumarola et al., ECCV
+2018): where the mask is 0 the input passes through exactly, so the face is
+kept by construction wherever the edit does not need to act. A mask penalty
+``λ_mask·mean(m)`` keeps the edited area small, and an identity loss from a
+frozen face embedding network (``λ_id``, :mod:`dfh_lib.nn.losses.gan`) keeps
+the edited face the same person.
+
 **Attributes.** :data:`DEFAULT_ATTRIBUTES` are visible attributes that do not
 change who a person is (no ``Male``, ``Young``, beards), and which the embedded
 synthfaces dataset also carries, so the tiny profile runs offline.
@@ -68,6 +77,10 @@ class Generator(nn.Module):
     """StarGAN's generator ``G(x, c)``: (N, 3, S, S) in [-1, 1] and targets
     (N, A) in {0, 1} -> edited (N, 3, S, S) in [-1, 1] (tanh).
 
+    ``masked=True``: the last conv gives a colour image ``e`` (tanh) and an
+    attention mask ``m`` (sigmoid), and ``G(x, c) = m·e + (1 − m)·x``
+    (:meth:`layers` returns ``(e, m)``, :meth:`compose` blends them).
+
     ``c`` is tiled to A extra input channels; a 7×7 conv, two stride-2 4×4
     down-sampling convs, ``res_blocks`` residual blocks, two transposed-conv
     up-samplings and a 7×7 conv; instance norm + ReLU between. ``width`` is
@@ -75,12 +88,13 @@ class Generator(nn.Module):
     """
 
     def __init__(self, attributes: Sequence[str], width: int = 32, res_blocks: int = 4,
-                 image_size: int = 64):
+                 image_size: int = 64, masked: bool = False):
         super().__init__()
         if image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4; got {image_size}")
         self.attribute_names = tuple(attributes)
         self.image_size = image_size
+        self.masked = bool(masked)
         n = len(self.attribute_names)
         w = width
         self.body = nn.Sequential(
@@ -89,14 +103,33 @@ class Generator(nn.Module):
             *[ResidualBlock(4 * w) for _ in range(res_blocks)],
             *_conv_block(4 * w, 2 * w, 4, 2, 1, transpose=True),
             *_conv_block(2 * w, w, 4, 2, 1, transpose=True),
-            nn.Conv2d(w, 3, 7, 1, 3, bias=False), nn.Tanh())
+            *([nn.Conv2d(w, 4, 7, 1, 3)] if self.masked
+              else [nn.Conv2d(w, 3, 7, 1, 3, bias=False), nn.Tanh()]))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if c.shape != (len(x), len(self.attribute_names)):
             raise ValueError(f"targets c must be (N={len(x)}, A={len(self.attribute_names)}); "
                              f"got {tuple(c.shape)}")
         c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
         return self.body(torch.cat([x, c], dim=1))
+
+    def layers(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A masked generator's colour image (N, 3, S, S) in [-1, 1] and
+        mask (N, 1, S, S) in [0, 1]."""
+        if not self.masked:
+            raise ValueError("layers() needs a masked generator (GANConfig(masked=True))")
+        out = self._run(x, c)
+        return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
+
+    @staticmethod
+    def compose(x: torch.Tensor, colour: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``mask·colour + (1 − mask)·x``: exactly ``x`` where the mask is 0."""
+        return mask * colour + (1 - mask) * x
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if not self.masked:
+            return self._run(x, c)
+        return self.compose(x, *self.layers(x, c))
 
 
 class Discriminator(nn.Module):
@@ -161,6 +194,7 @@ class _Config:
 
     _PROFILES: dict = {}
     _NOT_IN_FINGERPRINT = ("log_every", "checkpoint_every")
+    _ADDED_LATER: dict = {}
 
     @classmethod
     def from_profile(cls, profile: Profile | str | None = None, **overrides):
@@ -179,7 +213,8 @@ class _Config:
     def fingerprint(self) -> str:
         """16 hex digits over the fields that define the trained weights."""
         defining = {k: v for k, v in self.to_dict().items()
-                    if k not in self._NOT_IN_FINGERPRINT}
+                    if k not in self._NOT_IN_FINGERPRINT
+                    and not (k in self._ADDED_LATER and v == self._ADDED_LATER[k])}
         return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
     def _check_common(self) -> None:
@@ -207,6 +242,12 @@ class GANConfig(_Config):
         decay_from: fraction of ``steps`` after which both learning rates
             decay linearly to 0 (StarGAN: 0.5).
         n_critic, lambda_cls, lambda_rec, lambda_gp: the loss settings.
+        masked: the generator blends a colour image into its input through an
+            attention mask (see the module doc).
+        lambda_mask: weight of the mask penalty ``mean(m)`` (masked only).
+        lambda_id: weight of the identity loss ``1 − cos(f(G(x, c')), f(x))``
+            from a frozen face embedding network ``f`` (``train_gan``'s
+            ``identity_net``).
         augment_flip: random horizontal flips of the real images.
         seed / deterministic: seeding; deterministic kernels (exact resume).
         log_every / checkpoint_every: steps between log rows / checkpoints
@@ -230,14 +271,26 @@ class GANConfig(_Config):
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    masked: bool = False
+    lambda_mask: float = 0.0
+    lambda_id: float = 0.0
     augment_flip: bool = True
     seed: int = 0
     deterministic: bool = False
     log_every: int = 100
     checkpoint_every: int = 1000
 
+    # fields added after checkpoints were shipped: left out of the fingerprint
+    # at their default, so runs made before them still resume
+    _ADDED_LATER = {"masked": False, "lambda_mask": 0.0, "lambda_id": 0.0}
+
     def __post_init__(self):
         self._check_common()
+        if min(self.lambda_mask, self.lambda_id) < 0:
+            raise ValueError(f"lambda_mask and lambda_id must be >= 0; got "
+                             f"{self.lambda_mask}, {self.lambda_id}")
+        if self.lambda_mask > 0 and not self.masked:
+            raise ValueError("lambda_mask needs a masked generator (masked=True)")
         if not (self.g_lr > 0 and self.d_lr > 0 and 0 <= self.decay_from <= 1):
             raise ValueError(f"need g_lr, d_lr > 0 and 0 <= decay_from <= 1; got "
                              f"{self.g_lr}, {self.d_lr}, {self.decay_from}")
@@ -306,7 +359,8 @@ def _config_of(cls, config) -> _Config:
 
 def build_gan(config: GANConfig) -> tuple[Generator, Discriminator]:
     """G and D of ``config`` (initialised from the current torch seed)."""
-    G = Generator(config.attributes, config.g_width, config.g_res_blocks, config.image_size)
+    G = Generator(config.attributes, config.g_width, config.g_res_blocks, config.image_size,
+                  config.masked)
     D = Discriminator(len(config.attributes), config.image_size, config.d_width,
                       config.d_max_width)
     return G, D

@@ -18,7 +18,7 @@ from ...analysis.gan_quality import attribute_accuracy, edit_success_rate, ident
 from ...engine.editing import (FRAMINGS, attribute_matrix, augment, edit, face_crops,
                                flip_attribute, flip_targets, framing_for, predict_attributes,
                                split_by_identity)
-from ...engine.gan_training import (PRETRAINED, ClassifierResult, GANResult,
+from ...engine.gan_training import (PRETRAINED, ClassifierResult, GANResult, face_net_view,
                                     load_attribute_classifier, load_generator, pretrained,
                                     pretrained_log, train_attribute_classifier, train_gan)
 from ...experiments.gan_augmentation import (AUGMENTATIONS, IMAGES_SEEN,
@@ -26,14 +26,15 @@ from ...experiments.gan_augmentation import (AUGMENTATIONS, IMAGES_SEEN,
 from ...nn.gan import (DEFAULT_ATTRIBUTES, HAIR_COLOURS, AttributeClassifier,
                        ClassifierConfig, Discriminator, GANConfig, Generator, ResidualBlock,
                        build_gan)
-from ...nn.losses.gan import discriminator_loss, generator_loss, gradient_penalty
+from ...nn.losses.gan import (discriminator_loss, generator_loss, gradient_penalty,
+                              identity_loss)
 from ..gan_cli import main_gan
 from ..viz import show_edits
 
 __all__ = ["DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "FRAMINGS", "GANConfig",
            "ClassifierConfig", "Generator", "Discriminator", "AttributeClassifier",
            "ResidualBlock", "build_gan", "gradient_penalty", "discriminator_loss",
-           "generator_loss", "face_crops", "framing_for", "attribute_matrix", "flip_targets",
+           "generator_loss", "identity_loss", "face_net_view", "face_crops", "framing_for", "attribute_matrix", "flip_targets",
            "split_by_identity", "train_gan", "load_generator", "edit", "flip_attribute",
            "augment", "train_attribute_classifier", "load_attribute_classifier",
            "predict_attributes", "attribute_accuracy", "edit_success_rate",

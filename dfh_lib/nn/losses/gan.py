@@ -15,6 +15,15 @@ Losses (the paper's Eq. 1-7, WGAN-GP form, which the official code trains):
 * ``L_cls^r = BCE(D_cls(x), c)``, ``L_cls^f = BCE(D_cls(G(x, c')), c')``
   (summed over attributes, mean over the batch, as the official code).
 
+Masked generators (:class:`~dfh_lib.nn.gan.Generator` with ``masked=True``)
+add two terms to ``L_G``:
+
+* ``λ_mask mean(m)``: the mask penalty (GANimation's L1 attention loss), so
+  the edit acts on as few pixels as it needs;
+* ``λ_id L_id`` with ``L_id = mean(1 − cos(f(G(x, c')), f(x)))``, ``f`` a
+  frozen face embedding network (the target ``f(x)`` is detached): the edited
+  face must stay close to its own face in a space that tells people apart.
+
 ``c`` are the source attributes of ``x`` and ``c'`` the targets. The weights
 λ come from :class:`~dfh_lib.nn.gan.GANConfig`.
 
@@ -30,7 +39,7 @@ from torch import nn
 
 from ..gan import GANConfig
 
-__all__ = ["gradient_penalty", "discriminator_loss", "generator_loss"]
+__all__ = ["gradient_penalty", "discriminator_loss", "generator_loss", "identity_loss"]
 
 
 def gradient_penalty(critic: Callable, real: torch.Tensor, fake: torch.Tensor,
@@ -65,14 +74,39 @@ def discriminator_loss(D: nn.Module, real, fake, c_real, alpha, config: GANConfi
                   "d_gp": d_gp}
 
 
-def generator_loss(G: nn.Module, D: nn.Module, real, c_real, c_target, config: GANConfig):
+def identity_loss(embed: Callable, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """``mean(1 − cos(embed(fake), embed(real)))``; the real faces' embeddings
+    are targets (no gradient). 0 when every edit keeps its embedding's
+    direction, 2 when it points the opposite way."""
+    with torch.no_grad():
+        target = F.normalize(embed(real), dim=1)
+    return (1 - (F.normalize(embed(fake), dim=1) * target).sum(1)).mean()
+
+
+def generator_loss(G: nn.Module, D: nn.Module, real, c_real, c_target, config: GANConfig,
+                   identity: Callable | None = None):
     """``L_G = -E[D_src(G(x, c'))] + λ_cls BCE(D_cls(G(x, c')), c')
-    + λ_rec mean|x - G(G(x, c'), c)|``. Returns (loss, terms): ``g_adv``,
-    ``g_cls``, ``g_rec``."""
-    fake = G(real, c_target)
+    + λ_rec mean|x - G(G(x, c'), c)|``, plus ``λ_mask mean(m)`` for a masked
+    ``G`` and ``λ_id`` :func:`identity_loss` with ``identity`` (the frozen
+    embedding; needed when ``λ_id > 0``). Returns (loss, terms): ``g_adv``,
+    ``g_cls``, ``g_rec`` (and ``g_mask``, ``g_id``)."""
+    terms = {}
+    if getattr(G, "masked", False):
+        colour, mask = G.layers(real, c_target)
+        fake = G.compose(real, colour, mask)
+        terms["g_mask"] = mask.mean()
+    else:
+        fake = G(real, c_target)
     src_fake, cls_fake = D(fake)
     g_adv = -src_fake.mean()
     g_cls = _bce(cls_fake, c_target)
     g_rec = (real - G(fake, c_real)).abs().mean()
     loss = g_adv + config.lambda_cls * g_cls + config.lambda_rec * g_rec
-    return loss, {"g_loss": loss, "g_adv": g_adv, "g_cls": g_cls, "g_rec": g_rec}
+    if "g_mask" in terms:
+        loss = loss + config.lambda_mask * terms["g_mask"]
+    if config.lambda_id > 0:
+        if identity is None:
+            raise ValueError("lambda_id > 0 needs the identity embedding network")
+        terms["g_id"] = identity_loss(identity, real, fake)
+        loss = loss + config.lambda_id * terms["g_id"]
+    return loss, {"g_loss": loss, "g_adv": g_adv, "g_cls": g_cls, "g_rec": g_rec, **terms}
