@@ -403,6 +403,18 @@ def test_pretrained_checkpoints_load_from_package_data():
         gan.pretrained("nope")
 
 
+def test_shipped_masked_editor_loads_and_passes_a_face_through_where_its_mask_is_zero():
+    G = gan.pretrained("masked-gan-cpu-celeba")
+    assert G.masked and G.image_size == 32 and G.config.lambda_id == 5.0
+    assert "--masked --lambda-id 5" in G.pretrained["command"]
+    log = gan.pretrained_log("masked-gan-cpu-celeba")
+    assert log.index[-1] == 20000 and {"g_mask", "g_id"} <= set(log)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    c = torch.zeros(2, len(ATTRS))
+    colour, mask = G.layers(x, c)
+    torch.testing.assert_close(G(x, c), mask * colour + (1 - mask) * x)
+
+
 def test_held_out_faces_fall_back_to_synthfaces_and_tiny_caps(monkeypatch, capsys):
     monkeypatch.setenv("DFH_DATA_DIR", "/nonexistent")
     faces = gan.held_out_faces("tiny")

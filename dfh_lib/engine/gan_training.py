@@ -450,6 +450,17 @@ PRETRAINED = {
                 "of the identities held out (seed 0)",
         "device": "NVIDIA H100 80GB HBM3, torch 2.11: 8,000 steps (batch 16) in 167 s",
     },
+    "masked-gan-cpu-celeba": {
+        "kind": "generator", "file": GENERATOR,
+        "what": "masked StarGAN face-attribute editor (attention mask, identity loss from "
+                "the shipped face net, λ_id = 5, λ_mask = 0.1), 32 px, the 7 DEFAULT_ATTRIBUTES",
+        "command": "python -m dfh_lib gan train --profile cpu --dataset celeba --masked "
+                   "--lambda-id 5 --steps 20000 --run-dir runs/gan/cpu-celeba-masked-id5",
+        "data": "CelebA subset (first 5,000 aligned images): 4,506 training images, 10 % "
+                "of the identities held out (seed 0)",
+        "device": "2-core CPU, 1 thread, torch 2.14: 20,000 steps (batch 16) in 3,315 s, "
+                  "sharing the cores with three other jobs",
+    },
     "attributes-gpu-celeba": {
         "kind": "classifier", "file": CLASSIFIER,
         "what": "independent attribute classifier, 64 px, the same 7 attributes",
