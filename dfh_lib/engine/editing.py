@@ -169,48 +169,46 @@ def _from_unit(x: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 @torch.no_grad()
-def _edit_crops(generator: Generator, crops: np.ndarray, targets: np.ndarray,
-                batch_size: int = 256) -> torch.Tensor:
-    """G applied to uint8 crops (N, S, S, 3) with targets (N, A): float
-    (N, 3, S, S) in [-1, 1] on the CPU."""
+def _in_batches(generator: Generator, crops: np.ndarray, targets: np.ndarray, batch_size: int,
+                outputs=None):
+    """Yield ``(start, outputs(x, c))`` over batches of uint8 crops (N, S, S, 3)
+    and targets (N, A), ``x`` in [-1, 1] on G's device, G in eval mode
+    (restored after); ``outputs`` defaults to ``generator`` itself."""
     device = next(generator.parameters()).device
+    outputs = outputs or generator
     was_training = generator.training
     generator.eval()
-    parts = []
     try:
         for i in range(0, len(crops), batch_size):
             x = _to_unit(torch.from_numpy(crops[i:i + batch_size]), device)
             c = torch.from_numpy(targets[i:i + batch_size]).float().to(device)
-            parts.append(generator(x, c).float().cpu())
+            yield i, outputs(x, c)
     finally:
         generator.train(was_training)
+
+
+def _edit_crops(generator: Generator, crops: np.ndarray, targets: np.ndarray,
+                batch_size: int = 256) -> torch.Tensor:
+    """G applied to uint8 crops (N, S, S, 3) with targets (N, A): float
+    (N, 3, S, S) in [-1, 1] on the CPU."""
+    parts = [out.float().cpu() for _, out in _in_batches(generator, crops, targets, batch_size)]
     return torch.cat(parts) if parts else torch.empty(0, 3, *crops.shape[1:3])
 
 
-@torch.no_grad()
 def _blend_at_full_size(generator: Generator, images: np.ndarray, crops: np.ndarray,
                         targets: np.ndarray, framing, batch_size: int = 256) -> np.ndarray:
     """A masked generator's edit of ``images``: colour and mask are computed
     on the crops, resized to the face box and blended with the box's own
     pixels, so a mask of 0 returns the image exactly."""
     top, left, bottom, right = _box(framing, *images.shape[1:3])
-    device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
     out = images.copy()
-    try:
-        for i in range(0, len(crops), batch_size):
-            x = _to_unit(torch.from_numpy(crops[i:i + batch_size]), device)
-            c = torch.from_numpy(targets[i:i + batch_size]).float().to(device)
-            colour, mask = (F.interpolate(t.float().cpu(), size=(bottom - top, right - left),
-                                          mode="bilinear", align_corners=False)
-                            for t in generator.layers(x, c))
-            box = _to_unit(torch.from_numpy(images[i:i + batch_size, top:bottom, left:right]),
-                           "cpu")
-            out[i:i + batch_size, top:bottom, left:right] = _from_unit(
-                Generator.compose(box, colour, mask.clamp(0, 1)))
-    finally:
-        generator.train(was_training)
+    for i, layers in _in_batches(generator, crops, targets, batch_size, generator.layers):
+        colour, mask = (F.interpolate(t.float().cpu(), size=(bottom - top, right - left),
+                                      mode="bilinear", align_corners=False) for t in layers)
+        rows = slice(i, i + len(colour))
+        box = _to_unit(torch.from_numpy(images[rows, top:bottom, left:right]), "cpu")
+        out[rows, top:bottom, left:right] = _from_unit(
+            Generator.compose(box, colour, mask.clamp(0, 1)))
     return out
 
 
