@@ -467,29 +467,45 @@ def test_identity_preservation_of_real_edits(retrieval, trained):
 
 # ------------------------------------------------------------------ augmentation experiment
 
-def test_augmentation_experiment_rows_budget_and_train_or_load(retrieval, trained, tmp_path,
-                                                             monkeypatch):
+def test_augmentation_experiment_rows_budget_seeds_and_train_or_load(retrieval, trained,
+                                                                   tmp_path, monkeypatch):
     from dfh_lib.engine import train as train_module
 
     splits = retrieval[1]  # 8 identities, 2 training images each
     G = trained[0].generator
     kwargs = dict(shots=(1, 2), bits=(12,), profile="tiny", runs_dir=tmp_path,
-                  copies_per_image=2, images_seen=48)
+                  copies_per_image=2, images_seen=48, seeds=(0, 1))
     result = gan.augmentation_experiment(splits, G, **kwargs)
-    rows = {(r["condition"], r["k"]): r for r in result.rows}
-    assert set(rows) == {(c, k) for c in gan.AUGMENTATIONS for k in (1, 2)}
-    assert rows[("none", 1)]["train_images"] == 8 and rows[("gan", 1)]["train_images"] == 24
-    assert rows[("gan+classic", 2)]["train_images"] == 48
-    assert rows[("none", 1)]["epochs"] == 6 and rows[("gan", 2)]["epochs"] == 1  # equal budget
+    rows = {(r["condition"], r["k"], r["seed"]): r for r in result.rows}
+    assert set(rows) == {(c, k, s) for c in gan.AUGMENTATIONS for k in (1, 2) for s in (0, 1)}
+    assert rows[("none", 1, 0)]["train_images"] == 8 and rows[("gan", 1, 1)]["train_images"] == 24
+    assert rows[("gan+classic", 2, 0)]["train_images"] == 48
+    assert rows[("none", 1, 0)]["epochs"] == 6 and rows[("gan", 2, 1)]["epochs"] == 1  # equal budget
     assert all(0 <= r["mAP"] <= 1 and r["bits"] == 12 for r in result.rows)
-    assert set(result.codes) == {(c, k, 12) for c, k in rows}
-    folders = sorted(p.name for p in (tmp_path / "k1").iterdir())
+    assert set(result.aps) == {(c, k, 12, s) for c, k, s in rows}
+    for (c, k, s), row in rows.items():  # the per-query APs are the row's mAP
+        assert result.aps[(c, k, 12, s)].mean() == pytest.approx(row["mAP"], abs=1e-6)
+    folders = sorted(p.name for p in (tmp_path / "seed1" / "k1").iterdir())
     assert folders[:2] == ["classic-12", "gan+classic-2x" + folders[1].split("x", 1)[1]]
-    assert result.histories[("classic", 2, 12)].config["augment"] is True
+    assert result.histories[("classic", 2, 12, 0)].config["augment"] is True
+    assert result.histories[("none", 1, 12, 1)].config["seed"] == 1
+
+    differences = gan.augmentation_differences(result, "gan", "none")
+    assert list(zip(differences["k"], differences["bits"])) == [(1, 12), (2, 12)]
+    for _, row in differences.iterrows():  # paired over the same queries, mean over seeds
+        manual = np.mean([rows[("gan", row["k"], s)]["mAP"] - rows[("none", row["k"], s)]["mAP"]
+                          for s in (0, 1)])
+        assert row["difference"] == pytest.approx(manual, abs=1e-6)
+        assert row["low"] <= row["difference"] <= row["high"] and row["seeds"] == 2
 
     monkeypatch.setattr(train_module, "_train_one_epoch", _explode)  # now: loaded, not trained
     again = gan.augmentation_experiment(splits, G, **kwargs)
     assert [r["mAP"] for r in again.rows] == [r["mAP"] for r in result.rows]
+
+
+def test_images_seen_budget_is_the_profiles_step_budget():
+    assert gan.images_seen_budget("cpu") == 1500 * 128  # what every hash head trains on
+    assert gan.images_seen_budget("tiny") == 400 * 2
 
 
 def test_augmentation_experiment_refuses_bad_requests(retrieval):
@@ -498,6 +514,8 @@ def test_augmentation_experiment_refuses_bad_requests(retrieval):
         gan.augmentation_experiment(splits, None, conditions=("mixup",))
     with pytest.raises(ValueError, match="need a generator"):
         gan.augmentation_experiment(splits, None, conditions=("gan",))
+    with pytest.raises(ValueError, match="seeds must name"):
+        gan.augmentation_experiment(splits, None, conditions=("none",), seeds=())
 
 
 def test_held_out_celeba_is_the_cli_split(real_data_dir):
@@ -520,6 +538,52 @@ def test_show_edits_draws_one_row_per_face(trained, faces):
     plt.close(fig)
     with pytest.raises(ValueError, match=r"edits must be \(N=2, E=2"):
         gan.show_edits(faces.images[:2], grid, ["Smiling", "Bangs"])
+
+
+def test_attribute_gallery_columns_marks_and_no_change_column(trained, faces):
+    G = trained[0].generator
+    few = faces.subset(np.arange(3))
+    edits, marks, columns = gan.attribute_gallery(G, few)
+    source = gan.attribute_matrix(few, ATTRS)
+    assert columns == ["no_change", *ATTRS] and edits.shape == (3, 1 + len(ATTRS), 32, 32, 3)
+    assert np.array_equal(edits[:, 0], gan.edit(G, few.images, source))  # own attributes
+    assert np.array_equal(edits[:, 1:], gan.flip_attribute(G, few.images, source))
+    assert np.isnan(marks[:, 0]).all() and np.array_equal(marks[:, 1:], 1 - source)
+    assert np.array_equal(gan.source_attributes(G, few), source)
+
+
+def test_edit_gallery_and_comparison_widget_draw_every_editor(trained, faces):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import dfh_lib as dfh
+
+    few = faces.subset(np.arange(2))
+    fig = dfh.viz.edit_gallery(trained[0].generator, few, title="t")
+    assert len(fig.axes) == 2 * (2 + len(ATTRS))  # input, no change, one column per attribute
+    plt.close(fig)
+    editors = {"plain": trained[0].generator, "masked": masked_generator(bias=-1e4)}
+    widget = dfh.widgets.edit_comparison(editors, [few], per_dataset=1,
+                                         extra_edits=[("Smiling", "Bangs")])
+    by_face = widget.children[-1]  # nested stacks: face, then edit
+    assert len(by_face.children) == 1 and len(by_face.children[0].children) == 1 + len(ATTRS) + 1
+
+
+def test_plot_low_shot_draws_a_panel_per_length_with_references():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import dfh_lib as dfh
+
+    rows = [{"condition": c, "k": k, "bits": b, "seed": s, "mAP": 0.1 * k + 0.01 * s}
+            for c in ("none", "gan") for k in (1, 2) for b in (12, 48) for s in (0, 1)]
+    fig = dfh.viz.plot_low_shot(rows, chance=0.02, references={"float": 0.3})
+    assert [ax.get_title() for ax in fig.axes] == ["12 bits", "48 bits"]
+    labels = fig.axes[-1].get_legend_handles_labels()[1]
+    assert labels == ["random ranking", "float", "none", "gan"]
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------ masked editor, identity loss

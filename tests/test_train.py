@@ -292,6 +292,25 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(splits, tmp_path):
                          for r in history_b.records]
 
 
+def test_checkpoint_after_each_validation_the_last_epoch_and_every_30_s(splits, tmp_path,
+                                                                      monkeypatch):
+    from dfh_lib.engine import train as train_module
+
+    saved = []
+    real = train_module._save_checkpoint
+    monkeypatch.setattr(train_module, "_save_checkpoint",
+                        lambda path, run, history, *a: (saved.append(len(history)),
+                                                        real(path, run, history, *a)))
+    fit(new_model(), CentreLoss(), splits, make_config(epochs=5, eval_every=2),
+        run_dir=tmp_path / "a", progress=False)
+    assert saved == [2, 4, 5]  # validated epochs and the last: not one file per epoch
+    saved.clear()
+    monkeypatch.setattr(train_module, "CHECKPOINT_SECONDS", 0.0)  # slow epochs: every one
+    fit(new_model(), CentreLoss(), splits, make_config(epochs=3, eval_every=3),
+        run_dir=tmp_path / "b", progress=False)
+    assert saved == [1, 2, 3]
+
+
 def test_model_is_left_with_best_weights_and_finished_run_just_loads(splits, tmp_path):
     model = new_model()
     history = fit(model, CentreLoss(), splits, make_config(), run_dir=tmp_path, progress=False)

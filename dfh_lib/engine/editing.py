@@ -34,7 +34,8 @@ from ..core.data.dataset import FaceDataset, check_face_images
 from ..nn.gan import HAIR_COLOURS, AttributeClassifier, Generator
 
 __all__ = ["FRAMINGS", "framing_for", "face_crops", "attribute_matrix", "flip_targets",
-           "split_by_identity", "edit", "flip_attribute", "augment", "predict_attributes"]
+           "split_by_identity", "edit", "flip_attribute", "attribute_gallery", "augment",
+           "predict_attributes", "source_attributes"]
 
 # face box (top, left, bottom, right) as fractions of the stored image
 FRAMINGS = {
@@ -280,6 +281,30 @@ def flip_attribute(generator: Generator, images: np.ndarray, source,
            for a in attributes]
     return np.stack(out, axis=1) if out else np.zeros((len(images), 0, *images.shape[1:]),
                                                         np.uint8)
+
+
+def attribute_gallery(generator: Generator, faces: FaceDataset, classifier=None
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """What :func:`~dfh_lib.interfaces.viz.show_edits` draws for ``faces``:
+    ``(edits (N, 1 + A, H, W, 3), switched_on (N, 1 + A), columns)``. Column
+    0 is the generator applied with each face's own attributes (nothing asked
+    to change), then one column per attribute flipped; ``switched_on`` is NaN
+    for column 0, else 1 where the flip switches the attribute on. The faces'
+    attributes are their labels, else ``classifier``'s reading."""
+    framing = framing_for(faces)
+    source = source_attributes(generator, faces, classifier)
+    same = edit(generator, faces.images, source, framing=framing)
+    flips = flip_attribute(generator, faces.images, source, framing=framing)
+    marks = np.column_stack([np.full(len(faces), np.nan), 1 - source])
+    return (np.concatenate([same[:, None], flips], axis=1), marks,
+            ["no_change", *generator.attribute_names])
+
+
+def source_attributes(generator: Generator, faces: FaceDataset, classifier=None) -> np.ndarray:
+    """(N, A) 0/1 attributes of ``faces`` in ``generator``'s order: their
+    labels where the dataset has them, else ``classifier``'s reading."""
+    return _source_attributes(faces, list(generator.attribute_names), classifier,
+                              framing_for(faces))
 
 
 def _source_attributes(dataset: FaceDataset, names, classifier, framing) -> np.ndarray:

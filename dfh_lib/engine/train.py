@@ -46,6 +46,7 @@ CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 #: a run's own link to (or copy of) the face embedding its head was trained on
 BACKBONE = "backbone.pt"
+CHECKPOINT_SECONDS = 30.0  # longest training time a resumed run can lose
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 _SCHEDULES = ("cosine", "none")
 _SAMPLINGS = ("identity", "random")
@@ -584,6 +585,7 @@ def _fit_loop(run: _Run, splits, config: TrainConfig, run_dir, resume: bool, pro
     progress = progress and ctx.is_main
     bar = tqdm(total=config.epochs, initial=len(history), unit="epoch", dynamic_ncols=True,
                desc=f"{config.method} {config.bits} bits", disable=not progress)
+    saved = time.perf_counter()
     with bar:
         for epoch in range(len(history), config.epochs):
             record = _one_epoch(run, train, val, config, epoch, progress, ctx)
@@ -592,8 +594,14 @@ def _fit_loop(run: _Run, splits, config: TrainConfig, run_dir, resume: bool, pro
                 best = _snapshot(run)
                 if ctx.is_main:
                     _save_best(run_dir, best, epoch + 1, record, config)
-            if run_dir is not None and ctx.is_main:
+            # a checkpoint after every validation, the last epoch, and at least every
+            # CHECKPOINT_SECONDS: runs of thousands of one-batch epochs (low-shot) would
+            # otherwise spend most of their time writing checkpoints
+            due = "val_mAP" in record or epoch + 1 == config.epochs \
+                or time.perf_counter() - saved >= CHECKPOINT_SECONDS
+            if run_dir is not None and ctx.is_main and due:
                 _save_checkpoint(run_dir / CHECKPOINT, run, history, best, config, data)
+                saved = time.perf_counter()
             bar.update()
             bar.set_postfix(_postfix(history))
             stop = ctx.is_main and callback is not None and callback(history)

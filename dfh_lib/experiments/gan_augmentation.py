@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..core.data import available, low_shot
 from ..core.data.dataset import FaceDataset
@@ -22,10 +22,12 @@ from ..analysis.gan_quality import edit_success_rate, identity_preservation
 from ..engine.editing import augment
 from ..engine.gan_training import _cli_dataset
 from ..nn.gan import Generator
-from .baselines import ExperimentResult, Variant, run_methods
+from .benchmark import evaluate_run, paired_difference
+from .result import ExperimentResult
+from .runs import Variant, run_folder, train_or_load
 
-__all__ = ["held_out_faces", "AUGMENTATIONS", "IMAGES_SEEN", "augmentation_experiment",
-           "editor_quality"]
+__all__ = ["held_out_faces", "AUGMENTATIONS", "images_seen_budget", "augmentation_experiment",
+           "augmentation_differences", "editor_quality"]
 
 
 # ----------------------------------------------------------------------------
@@ -60,8 +62,14 @@ def held_out_faces(profile: Profile | str | None = None, holdout: float = 0.1,
 # condition -> (classic flip + crop augmentation, GAN-edited copies)
 AUGMENTATIONS = {"none": (False, False), "classic": (True, False),
                  "gan": (False, True), "gan+classic": (True, True)}
-# training images every run of the experiment sees, per profile (others: 400 x epochs)
-IMAGES_SEEN = {"tiny": 200, "cpu": 12_000, "gpu": 40_000}
+
+
+def images_seen_budget(profile: Profile | str | None = None) -> int:
+    """Training images every run of the augmentation experiment sees: the
+    profile's step budget times its batch (cpu: 1,500 x 128 = 192,000, the
+    budget of every hash head in the book), else 400 x its epochs (tiny)."""
+    profile = get_profile(profile)
+    return profile.steps * profile.batch_size if profile.steps else 400 * profile.epochs
 
 
 def _short_hash(images: np.ndarray) -> str:
@@ -69,46 +77,50 @@ def _short_hash(images: np.ndarray) -> str:
 
 
 def augmentation_experiment(splits, generator: Generator | None = None, classifier=None,
-                            shots: Sequence[int] = (1, 2, 5), bits=(12, 24, 36, 48),
+                            shots: Sequence[int] = (1, 2, 5), bits=(12, 48),
                             profile: Profile | str | None = None, runs_dir=None,
                             method: str = "dfh", conditions: Sequence[str] = tuple(AUGMENTATIONS),
                             copies_per_image: int = 4, images_seen: int | None = None,
-                            seed: int = 0, framing=None, progress: bool = False):
+                            seeds: Sequence[int] = (0,), backbone=None, framing=None,
+                            progress: bool = False) -> ExperimentResult:
     """Hashing with few training images per person, with and without augmentation.
 
-    For each ``k`` in ``shots`` the training set is
+    For each seed and each ``k`` in ``shots`` the training set is
     :func:`dfh_lib.core.data.low_shot` ``(splits, k, seed)`` (query, database and
     validation unchanged), and ``method`` is trained through the one loop
-    (:func:`~dfh_lib.experiments.baselines.run_methods`, train-or-load under
-    ``runs_dir/k<k>/``) at every code length in ``bits`` under each condition
-    of :data:`AUGMENTATIONS`:
+    (train-or-load under ``runs_dir/seed<s>/k<k>/``) at every code length in
+    ``bits`` under each condition of :data:`AUGMENTATIONS`:
 
     * ``none``: the k real images;
-    * ``classic``: the same with random flips and padded random crops
-      (``TrainConfig.augment``);
+    * ``classic``: the same with random flips and shifts (``TrainConfig.augment``;
+      on a frozen embedding network, one of its precomputed flipped or
+      shifted views per step);
     * ``gan``: the k real images plus ``copies_per_image`` GAN edits of each
       (:func:`augment`: 1-2 random attribute flips relative to the image's
       attributes, its labels or ``classifier``'s predictions), labelled with
       the source identity;
     * ``gan+classic``: both.
 
-    **Equal budget.** Every run sees the same number of training images,
-    ``images_seen`` (default :data:`IMAGES_SEEN` of the profile: 12,000 in
-    the cpu profile), so ``epochs = round(images_seen / len(train))``:
-    a GAN-augmented set gets fewer epochs, not more updates. Validation
-    (model selection) runs about 10 times per run.
+    ``backbone``: the face embedding network (file or shared-backbone id)
+    whose frozen trunk the hash heads sit on, e.g. the shipped face net,
+    trained on other people; None: the method's own network of the profile.
 
-    The edits are made once, for the largest k (the smaller k's training
-    images are a subset, see :func:`~dfh_lib.core.data.low_shot`), and each k
-    keeps the copies of its own images.
+    **Equal budget.** Every run sees the same number of training images,
+    ``images_seen`` (default :func:`images_seen_budget`), so ``epochs =
+    round(images_seen / len(train))``: a GAN-augmented set gets fewer epochs,
+    not more updates. Validation (model selection) runs about 10 times per run.
+
+    The edits are made once per seed, for the largest k (the smaller k's
+    training images are a subset), and each k keeps the copies of its own images.
 
     Returns:
-        :class:`~dfh_lib.experiments.baselines.ExperimentResult` with rows
-        ``condition, k, bits, mAP, P@H<=2, ..., train_images, epochs,
-        best_epoch, seconds``; ``codes`` and ``histories`` keyed by
-        ``(condition, k, bits)``; ``gan_train``: the largest k's training
-        set with its GAN copies (None without GAN conditions);
-        ``images_seen``: the budget used.
+        :class:`~dfh_lib.experiments.result.ExperimentResult` with rows
+        ``condition, k, bits, seed, mAP, float_mAP, ratio, P@H<=2, undecided,
+        train_images, epochs, best_epoch, converged, seconds``;
+        ``histories`` and ``aps`` (per-query APs, for
+        :func:`augmentation_differences`) keyed by ``(condition, k, bits,
+        seed)``; ``gan_train``: the first seed's largest-k training set with
+        its GAN copies (None without GAN conditions); ``images_seen``.
     """
     unknown = [c for c in conditions if c not in AUGMENTATIONS]
     if unknown or not conditions:
@@ -117,46 +129,67 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
     shots = sorted({int(k) for k in shots})
     if not shots or shots[0] < 1:
         raise ValueError(f"shots must be positive ints; got {shots}")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
     wants_gan = any(AUGMENTATIONS[c][1] for c in conditions)
     if wants_gan and generator is None:
         raise ValueError(f"conditions {list(conditions)} need a generator (e.g. "
                          f"dfh.gan.pretrained())")
     profile = get_profile(profile)
-    images_seen = images_seen or IMAGES_SEEN.get(profile.name, 400 * profile.epochs)
-    pool = tag = None
-    if wants_gan:
-        largest = low_shot(splits, shots[-1], seed).train
-        pool = augment(largest, generator, copies_per_image, seed=seed, framing=framing,
-                       classifier=classifier)
-        tag = _short_hash(pool.images[len(largest):])  # names the runs of these edits
+    images_seen = images_seen or images_seen_budget(profile)
     result = ExperimentResult()
-    result.gan_train, result.images_seen = pool, images_seen
-    for k in shots:
-        small = low_shot(splits, k, seed)
-        for condition in conditions:
-            classic, gan = AUGMENTATIONS[condition]
-            train = small.train
-            if gan:
-                train = pool.subset(np.isin(pool.source_index, small.train.source_index))
-            split_k = small if train is small.train else \
-                replace(small, train=train, val_database=small.train,
-                        description=small.description + f"; + {copies_per_image} GAN edits "
-                                                        f"per image")
-            epochs = max(1, round(images_seen / len(train)))
-            label = condition if not gan else f"{condition}-{copies_per_image}x{tag}"
-            runs = None if runs_dir is None else Path(runs_dir) / f"k{k}"
-            part = run_methods(split_k, (Variant(label, method),), bits, profile, runs,
-                               progress, epochs=epochs, eval_every=max(1, epochs // 10),
-                               augment=classic)
-            for row in part.rows:
-                key = (condition, k, row["bits"])
-                result.rows.append({"condition": condition, "k": k,
-                                    **{n: v for n, v in row.items() if n != "method"},
-                                    "train_images": len(train), "epochs": epochs})
-                result.codes[key] = part.codes[(label, row["bits"])]
-                result.histories[key] = part.histories[(label, row["bits"])]
+    result.aps, result.gan_train, result.images_seen = {}, None, images_seen
+    for seed in seeds:
+        pool = tag = None
+        if wants_gan:
+            largest = low_shot(splits, shots[-1], seed).train
+            pool = augment(largest, generator, copies_per_image, seed=seed, framing=framing,
+                           classifier=classifier)
+            tag = _short_hash(pool.images[len(largest):])  # names the runs of these edits
+            result.gan_train = result.gan_train or pool
+        for k in shots:
+            small = low_shot(splits, k, seed)
+            for condition in conditions:
+                classic, gan = AUGMENTATIONS[condition]
+                train = pool.subset(np.isin(pool.source_index, small.train.source_index)) \
+                    if gan else small.train
+                split_k = small if not gan else replace(
+                    small, train=train, val_database=small.train,
+                    description=small.description + f"; + {copies_per_image} GAN edits per image")
+                epochs = max(1, round(images_seen / len(train)))
+                label = condition if not gan else f"{condition}-{copies_per_image}x{tag}"
+                for k_bits in bits:
+                    run = train_or_load(
+                        Variant(label, method), split_k, k_bits, profile,
+                        run_folder(runs_dir, f"seed{seed}", f"k{k}"), progress=progress,
+                        seed=seed, epochs=epochs, eval_every=max(1, epochs // 10),
+                        augment=classic, **({} if backbone is None else {"backbone": str(backbone)}))
+                    numbers = evaluate_run(run, split_k)
+                    key = (condition, k, k_bits, seed)
+                    result.aps[key] = numbers.pop("ap")
+                    result.rows.append({"condition": condition, "k": k, "bits": k_bits,
+                                        "seed": seed, **numbers, "train_images": len(train),
+                                        "epochs": epochs, "best_epoch": run.history.best_epoch,
+                                        "seconds": round(run.seconds, 1)})
+                    result.histories[key] = run.history
     return result
 
+
+def augmentation_differences(result: ExperimentResult, better: str, than: str
+                             ) -> pd.DataFrame:
+    """Paired differences ``better`` − ``than`` (conditions of one
+    :func:`augmentation_experiment`) per k and code length, in mAP / 100:
+    the same queries, the same seeds (the same k images per person and the
+    same start), :func:`~dfh_lib.experiments.benchmark.paired_difference`."""
+    rows = []
+    for k, bits in sorted({(k, b) for (c, k, b, s) in result.aps if c == better}):
+        seeds = sorted(s for (c, kk, b, s) in result.aps if (c, kk, b) == (better, k, bits)
+                       and (than, k, bits, s) in result.aps)
+        if seeds:
+            a = np.stack([result.aps[(better, k, bits, s)] for s in seeds])
+            b = np.stack([result.aps[(than, k, bits, s)] for s in seeds])
+            rows.append({"k": k, "bits": bits, **paired_difference(a, b)})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ __all__ = ["show_faces", "show_retrievals", "plot_pr_curves", "plot_metric_vs_bi
            "plot_histories", "show_table", "figure_to_png", "figure_to_bytes", "as_jpeg",
            "show_edits", "plot_distance_histogram", "plot_head_maps", "plot_penalties",
            "plot_code_gradients", "plot_weighted_gradient", "plot_run_with_term",
-           "plot_similarity"]
+           "plot_similarity", "edit_gallery", "plot_low_shot"]
 
 
 def _face_axes(rows: int, cols: int, image_size=(64, 64), left: float = 1.2):
@@ -199,6 +199,47 @@ def show_edits(images: np.ndarray, edits: np.ndarray, columns: Sequence[str],
         ax.set_title(name.replace("_", "\n"), fontsize=6.5)
     if title:
         fig.suptitle(title, fontsize=9, y=1.0)
+    return fig
+
+
+def edit_gallery(generator, faces, classifier=None, title: str | None = None):
+    """:func:`show_edits` of :func:`~dfh_lib.engine.editing.attribute_gallery`:
+    each face with nothing asked to change, then one attribute flipped per
+    column (``+`` on, ``−`` off), rows labelled with the person's name."""
+    from ..engine.editing import attribute_gallery
+
+    edits, marks, columns = attribute_gallery(generator, faces, classifier)
+    names = [str(faces.identity_names[label]).replace("_", " ") for label in faces.labels]
+    return show_edits(faces.images, edits, columns, marks, row_labels=names, title=title)
+
+
+def plot_low_shot(rows, chance: float | None = None, references: dict | None = None):
+    """mAP against training images per person, one panel per code length:
+    a line per condition (mean over seeds, bars: the seeds' spread) from the
+    rows of :func:`~dfh_lib.experiments.gan_augmentation.augmentation_experiment`;
+    ``chance`` (a random ranking) dotted, ``references`` (label -> mAP) dashed."""
+    import pandas as pd
+
+    rows = pd.DataFrame(rows)
+    lengths = sorted(rows["bits"].unique())
+    fig, axes = plt.subplots(1, len(lengths), figsize=(4.3 * len(lengths), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, bits in zip(axes[0], lengths):
+        part = rows[rows["bits"] == bits].groupby(["condition", "k"], sort=False)["mAP"]
+        stats = part.agg(["mean", "std"]).fillna(0)
+        for condition in rows["condition"].unique():
+            line = stats.loc[condition]
+            ax.errorbar(line.index, line["mean"], yerr=line["std"], marker="o", capsize=3,
+                        label=condition)
+        if chance is not None:
+            ax.axhline(chance, color="grey", ls=":", lw=1, label="random ranking")
+        for (name, value), color in zip((references or {}).items(), ("black", "tab:brown")):
+            ax.axhline(value, color=color, ls="--", lw=1, label=name)
+        ax.set(title=f"{bits} bits", xlabel="training images per person (k)",
+               xticks=sorted(rows["k"].unique()))
+    axes[0][0].set_ylabel("mAP (query vs database)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
     return fig
 
 

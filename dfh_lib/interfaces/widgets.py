@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 from .live import (LiveExplorer, distillation_explorer, edit_explorer, hashing_explorer,
                    quantizer_explorer)
 
-__all__ = ["precomputed_explorer", "precomputed_grid", "precomputed_product", "LiveExplorer",
+__all__ = ["precomputed_explorer", "precomputed_grid", "precomputed_product", "edit_comparison",
+           "LiveExplorer",
            "hashing_explorer", "quantizer_explorer", "distillation_explorer", "edit_explorer"]
 
 
@@ -103,3 +104,53 @@ def precomputed_product(axes, render: Callable):
         return stack
 
     return w.VBox([*selectors, build(0, ())])
+
+
+def edit_comparison(editors: dict, datasets: Sequence, classifier=None, per_dataset: int = 2,
+                    extra_edits: Sequence[Sequence[str]] = (("Blond_Hair", "Smiling"),
+                                                            ("Eyeglasses", "Bangs"))):
+    """Chapter 5: pick a face (the first ``per_dataset`` of each dataset) and an
+    edit (nothing, one attribute flipped, or ``extra_edits``); the view shows
+    the input and, for each of ``editors`` (name -> generator, all with the
+    same attributes), the edit and where it changed pixels (|difference|,
+    summed over colours). Faces without attribute labels get ``classifier``'s
+    reading. Every view is computed here, so it works in the static book."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..engine.editing import edit, flip_targets, framing_for, source_attributes
+
+    first = next(iter(editors.values()))
+    names = list(first.attribute_names)
+    faces = {}
+    for dataset in datasets:
+        dataset = dataset.subset(np.arange(min(per_dataset, len(dataset))))
+        sources = source_attributes(first, dataset, classifier)
+        for image, source, label in zip(dataset.images, sources, dataset.labels):
+            person = str(dataset.identity_names[label]).replace("_", " ")[:18]
+            faces[f"{dataset.name}: {person}"] = (image, source, framing_for(dataset))
+    edits = [("no change",), *[(a,) for a in names], *map(tuple, extra_edits)]
+
+    def view(face, chosen):
+        image, source, framing = faces[face]
+        target = source[None].copy()
+        for attribute in chosen.split(" + "):
+            if attribute != "no change":
+                target = flip_targets(target, attribute, names)
+        panels = [("input", image, None)]
+        for name, generator in editors.items():
+            edited = edit(generator, image[None], target, framing=framing)[0]
+            panels += [(name, edited, None),
+                       ("|difference|", None, np.abs(edited.astype(int) - image).sum(-1))]
+        fig, axes = plt.subplots(1, len(panels), figsize=(1.45 * len(panels), 1.9))
+        for ax, (title, picture, diff) in zip(axes, panels):
+            ax.imshow(picture if diff is None else diff, cmap="magma",
+                      vmax=None if diff is None else max(int(diff.max()), 1))
+            ax.set_title(title.replace("_", " "), fontsize=7)
+            ax.axis("off")
+        fig.is_photo_grid = True
+        plt.close(fig)
+        return fig
+
+    return precomputed_grid(list(faces), [" + ".join(e) for e in edits], view,
+                            "face", "edit")

@@ -15,14 +15,15 @@ re-exports only, each name lives in its layer.
 from __future__ import annotations
 
 from ...analysis.gan_quality import attribute_accuracy, edit_success_rate, identity_preservation
-from ...engine.editing import (FRAMINGS, attribute_matrix, augment, edit, face_crops,
-                               flip_attribute, flip_targets, framing_for, predict_attributes,
-                               split_by_identity)
+from ...engine.editing import (FRAMINGS, attribute_gallery, attribute_matrix, augment, edit,
+                               face_crops, flip_attribute, flip_targets, framing_for,
+                               predict_attributes, source_attributes, split_by_identity)
 from ...engine.gan_training import (PRETRAINED, ClassifierResult, GANResult, face_net_view,
                                     load_attribute_classifier, load_generator, pretrained,
                                     pretrained_log, train_attribute_classifier, train_gan)
-from ...experiments.gan_augmentation import (AUGMENTATIONS, IMAGES_SEEN,
-                                             augmentation_experiment, held_out_faces)
+from ...experiments.gan_augmentation import (AUGMENTATIONS, augmentation_differences,
+                                             augmentation_experiment, editor_quality,
+                                             held_out_faces, images_seen_budget)
 from ...nn.gan import (DEFAULT_ATTRIBUTES, HAIR_COLOURS, AttributeClassifier,
                        ClassifierConfig, Discriminator, GANConfig, Generator, ResidualBlock,
                        build_gan)
@@ -35,10 +36,11 @@ __all__ = ["DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "FRAMINGS", "GANConfig",
            "ClassifierConfig", "Generator", "Discriminator", "AttributeClassifier",
            "ResidualBlock", "build_gan", "gradient_penalty", "discriminator_loss",
            "generator_loss", "identity_loss", "face_net_view", "face_crops", "framing_for",
-           "attribute_matrix", "flip_targets",
+           "attribute_matrix", "flip_targets", "attribute_gallery", "source_attributes",
            "split_by_identity", "train_gan", "load_generator", "edit", "flip_attribute",
            "augment", "train_attribute_classifier", "load_attribute_classifier",
            "predict_attributes", "attribute_accuracy", "edit_success_rate",
            "GANResult", "ClassifierResult", "main_gan", "PRETRAINED", "pretrained",
            "pretrained_log", "held_out_faces", "show_edits", "identity_preservation",
-           "AUGMENTATIONS", "IMAGES_SEEN", "augmentation_experiment"]
+           "AUGMENTATIONS", "images_seen_budget", "augmentation_experiment",
+           "augmentation_differences", "editor_quality"]
