@@ -488,6 +488,10 @@ def test_augmentation_experiment_rows_budget_seeds_and_train_or_load(retrieval, 
     folders = sorted(p.name for p in (tmp_path / "seed1" / "k1").iterdir())
     assert folders[:2] == ["classic-12", "gan+classic-2x" + folders[1].split("x", 1)[1]]
     assert result.histories[("classic", 2, 12, 0)].config["augment"] is True
+    # a frozen trunk's heads: "none" and "gan" train on the unshifted view only
+    assert result.histories[("classic", 2, 12, 0)].config["views"] is None
+    assert result.histories[("none", 2, 12, 0)].config["views"] == 1
+    assert result.histories[("gan", 1, 12, 1)].config["views"] == 1
     assert result.histories[("none", 1, 12, 1)].config["seed"] == 1
 
     differences = gan.augmentation_differences(result, "gan", "none")
@@ -516,6 +520,15 @@ def test_augmentation_experiment_refuses_bad_requests(retrieval):
         gan.augmentation_experiment(splits, None, conditions=("gan",))
     with pytest.raises(ValueError, match="seeds must name"):
         gan.augmentation_experiment(splits, None, conditions=("none",), seeds=())
+
+
+def test_pretrained_evaluation_of_the_masked_editor_and_a_clear_error_without_one():
+    report = gan.pretrained_evaluation("masked-gan-cpu-celeba")
+    assert report["command"].startswith("python -m dfh_lib gan evaluate")
+    summary = report["summary"]["runs/gan/cpu-celeba-masked-id5"]  # the shipped editor
+    assert summary["kept_hash_no_edit"] > 0.9 and 0 < summary["edit_success"] < 1
+    with pytest.raises(ValueError, match="ships no evaluation.json"):
+        gan.pretrained_evaluation("stargan-gpu-celeba")
 
 
 def test_held_out_celeba_is_the_cli_split(real_data_dir):

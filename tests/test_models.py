@@ -248,3 +248,15 @@ def test_face_embedding_rejects_wrong_sizes_files_and_backbones(backbone, tmp_pa
     with pytest.raises(ValueError, match="another face embedding network"):
         build_model("face_embedding", 12, image_size=(64, 48), backbone=backbone
                     ).load_state_dict(state)
+
+
+def test_config_views_1_trains_a_frozen_head_on_the_image_itself(backbone):
+    from dfh_lib.engine.train import TrainConfig, build_method_model
+
+    config = TrainConfig(method="dfh", bits=12, network="face_embedding", image_size=(64, 48),
+                         backbone=str(backbone), views=1)
+    model = build_method_model(config).train()
+    images = (torch.rand(5, 3, 64, 48) * 255).to(torch.uint8)
+    views = model.precompute_inputs(images, training=True)
+    assert model.views == 1 and views.shape == (5, 1, 16)  # no flipped or shifted copies
+    assert torch.equal(model._embedding(views), views[:, 0])

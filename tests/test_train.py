@@ -143,13 +143,22 @@ def test_config_rejects_bad_values(bad, message):
         make_config(**bad)
 
 
+def test_views_reach_a_frozen_trunk_and_only_it():
+    from dfh_lib.engine.train import build_method_model
+
+    with pytest.raises(ValueError, match="views must be None or a positive int"):
+        make_config(views=0)
+    with pytest.raises(ValueError, match="views is for a frozen face_embedding trunk"):
+        build_method_model(make_config(network="ddh", views=1))
+
+
 def test_fingerprint_covers_defining_fields_only():
     config = make_config()
     assert config.fingerprint() == make_config().fingerprint()
     assert len(config.fingerprint()) == 16
     assert config.fingerprint() == make_config(eval_every=2).fingerprint()
     for change in (dict(lr=2e-2), dict(seed=1), dict(bits=16), dict(epochs=4),
-                   dict(augment=True), dict(image_size=(8, 8))):
+                   dict(augment=True), dict(image_size=(8, 8)), dict(views=1)):
         assert make_config(**change).fingerprint() != config.fingerprint(), change
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 import os
 import time
@@ -46,12 +47,13 @@ from .editing import _to_unit, attribute_matrix, face_crops, framing_for, split_
 
 __all__ = ["GANResult", "ClassifierResult", "train_gan", "load_generator", "face_net_view",
            "train_attribute_classifier", "load_attribute_classifier", "PRETRAINED",
-           "pretrained", "pretrained_log"]
+           "pretrained", "pretrained_log", "pretrained_evaluation"]
 
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
 CLASSIFIER = "classifier.pt"
 LOG = "log.csv"
+EVALUATION = "evaluation.json"
 
 
 # ----------------------------------------------------------------------------
@@ -448,7 +450,7 @@ PRETRAINED = {
                    "--steps 8000 --run-dir runs/gan/gpu-celeba",
         "data": "CelebA subset (first 5,000 aligned images): 4,506 training images, 10 % "
                 "of the identities held out (seed 0)",
-        "device": "NVIDIA H100 80GB HBM3, torch 2.11: 8,000 steps (batch 16) in 167 s",
+        "device": "NVIDIA H100 80GB HBM3, torch 2.11: 8,000 steps (batch 16): 159 s of training steps, 167 s for the whole command",
     },
     "masked-gan-cpu-celeba": {
         "kind": "generator", "file": GENERATOR,
@@ -506,6 +508,21 @@ def pretrained_log(name: str = "stargan-gpu-celeba"):
     _pretrained_entry(name)
     with files("dfh_lib").joinpath("pretrained", name, LOG).open() as f:
         return pd.read_csv(f).set_index("step")
+
+
+def pretrained_evaluation(name: str = "masked-gan-cpu-celeba") -> dict:
+    """The evaluation shipped beside a checkpoint (``evaluation.json``, written
+    by ``python -m dfh_lib gan evaluate``: its ``command``, ``profile``,
+    ``seconds`` and per-editor ``summary``). Raises ValueError for a
+    checkpoint shipped without one."""
+    from importlib.resources import files
+
+    _pretrained_entry(name)
+    resource = files("dfh_lib").joinpath("pretrained", name, EVALUATION)
+    if not resource.is_file():
+        raise ValueError(f"{name} ships no {EVALUATION}; shipped with one: "
+                         f"{sorted(n for n in PRETRAINED if files('dfh_lib').joinpath('pretrained', n, EVALUATION).is_file())}")
+    return json.loads(resource.read_text())
 
 
 # ----------------------------------------------------------------------------

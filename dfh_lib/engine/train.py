@@ -55,7 +55,7 @@ _SELECT_METRICS = ("val_mAP", "val_float_mAP")
 _NOT_IN_FINGERPRINT = ("eval_every",)
 # fields added after runs were shipped: left out of the fingerprint at their
 # default, so older checkpoints keep resuming
-_ADDED_LATER = {"select_metric": "val_mAP", "backbone": None}
+_ADDED_LATER = {"select_metric": "val_mAP", "backbone": None, "views": None}
 
 
 # ----------------------------------------------------------------------------
@@ -93,6 +93,11 @@ class TrainConfig:
             :mod:`dfh_lib.engine.backbone`: trained once per training set);
             for an embedding network fine-tuned from another
             (:func:`dfh_lib.engine.face_net.fine_tune_face_net`), its start.
+        views: on a frozen ``face_embedding`` trunk (whose heads train on
+            precomputed embeddings, so ``augment`` cannot reach the images),
+            how many views of each training face a step picks from: 1 = the
+            image itself, no augmentation; None = the network's default (8:
+            the image, its mirror, then flipped or shifted copies).
     """
 
     method: str
@@ -114,6 +119,7 @@ class TrainConfig:
     images_per_identity: int = 4
     select_metric: str = "val_mAP"
     backbone: str | None = None
+    views: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
@@ -131,6 +137,9 @@ class TrainConfig:
                              f">= 1; got {self.sampling!r}, {self.images_per_identity}")
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"schedule must be one of {_SCHEDULES}; got {self.schedule!r}")
+        if self.views is not None and (not isinstance(self.views, int)
+                                       or isinstance(self.views, bool) or self.views < 1):
+            raise ValueError(f"views must be None or a positive int; got {self.views!r}")
         if self.select_metric not in _SELECT_METRICS:
             raise ValueError(f"select_metric must be one of {_SELECT_METRICS}; "
                              f"got {self.select_metric!r}")
@@ -678,6 +687,11 @@ def build_method_model(config: TrainConfig) -> torch.nn.Module:
                     if k != "network"}
     if config.backbone is not None:
         model_kwargs["backbone"] = config.backbone
+    if config.views is not None:
+        if config.network != "face_embedding":
+            raise ValueError(f"views is for a frozen face_embedding trunk; network "
+                             f"{config.network!r} augments images (augment=True)")
+        model_kwargs["views"] = config.views
     return build_model(config.network, config.bits, image_size=config.image_size,
                        **model_kwargs)
 

@@ -21,6 +21,7 @@ from ..core.profiles import Profile, get_profile
 from ..analysis.gan_quality import edit_success_rate, identity_preservation
 from ..engine.editing import augment
 from ..engine.gan_training import _cli_dataset
+from ..engine.train import method_config
 from ..nn.gan import Generator
 from .benchmark import evaluate_run, paired_difference
 from .result import ExperimentResult
@@ -91,9 +92,10 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
     (train-or-load under ``runs_dir/seed<s>/k<k>/``) at every code length in
     ``bits`` under each condition of :data:`AUGMENTATIONS`:
 
-    * ``none``: the k real images;
+    * ``none``: the k real images, each as it is (on a frozen embedding
+      network: its one unshifted view, ``TrainConfig.views = 1``);
     * ``classic``: the same with random flips and shifts (``TrainConfig.augment``;
-      on a frozen embedding network, one of its precomputed flipped or
+      on a frozen embedding network, one of its 8 precomputed flipped or
       shifted views per step);
     * ``gan``: the k real images plus ``copies_per_image`` GAN edits of each
       (:func:`augment`: 1-2 random attribute flips relative to the image's
@@ -139,6 +141,8 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
     images_seen = images_seen or images_seen_budget(profile)
     result = ExperimentResult()
     result.aps, result.gan_train, result.images_seen = {}, None, images_seen
+    # a frozen trunk's heads train on precomputed views: one view = no augmentation
+    frozen = method_config(method, max(bits), profile).network == "face_embedding"
     for seed in seeds:
         pool = tag = None
         if wants_gan:
@@ -157,13 +161,16 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
                     small, train=train, val_database=small.train,
                     description=small.description + f"; + {copies_per_image} GAN edits per image")
                 epochs = max(1, round(images_seen / len(train)))
+                frozen_trunk = {} if backbone is None else {"backbone": str(backbone)}
+                if frozen and not classic:
+                    frozen_trunk["views"] = 1
                 label = condition if not gan else f"{condition}-{copies_per_image}x{tag}"
                 for k_bits in bits:
                     run = train_or_load(
                         Variant(label, method), split_k, k_bits, profile,
                         run_folder(runs_dir, f"seed{seed}", f"k{k}"), progress=progress,
                         seed=seed, epochs=epochs, eval_every=max(1, epochs // 10),
-                        augment=classic, **({} if backbone is None else {"backbone": str(backbone)}))
+                        augment=classic, **frozen_trunk)
                     numbers = evaluate_run(run, split_k)
                     key = (condition, k, k_bits, seed)
                     result.aps[key] = numbers.pop("ap")

@@ -20,7 +20,8 @@ from ...engine.editing import (FRAMINGS, attribute_gallery, attribute_matrix, au
                                predict_attributes, source_attributes, split_by_identity)
 from ...engine.gan_training import (PRETRAINED, ClassifierResult, GANResult, face_net_view,
                                     load_attribute_classifier, load_generator, pretrained,
-                                    pretrained_log, train_attribute_classifier, train_gan)
+                                    pretrained_evaluation, pretrained_log,
+                                    train_attribute_classifier, train_gan)
 from ...experiments.gan_augmentation import (AUGMENTATIONS, augmentation_differences,
                                              augmentation_experiment, editor_quality,
                                              held_out_faces, images_seen_budget)
@@ -41,6 +42,6 @@ __all__ = ["DEFAULT_ATTRIBUTES", "HAIR_COLOURS", "FRAMINGS", "GANConfig",
            "augment", "train_attribute_classifier", "load_attribute_classifier",
            "predict_attributes", "attribute_accuracy", "edit_success_rate",
            "GANResult", "ClassifierResult", "main_gan", "PRETRAINED", "pretrained",
-           "pretrained_log", "held_out_faces", "show_edits", "identity_preservation",
+           "pretrained_log", "pretrained_evaluation", "held_out_faces", "show_edits", "identity_preservation",
            "AUGMENTATIONS", "images_seen_budget", "augmentation_experiment",
            "augmentation_differences", "editor_quality"]
