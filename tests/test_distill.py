@@ -422,3 +422,64 @@ def test_reproduce_runs_the_gpu_profile_settings_on_cpu(splits, tmp_path):
     student = made.models[("finetune-gan", 12)]
     assert student.backbone.fine_tune and student.head_names == ("hidden", "final")
     assert next(iter(made.teachers.values())).model.fine_tune
+
+
+# ---------------------------------------------------------------------------- which teacher
+
+def test_cosface_logits_are_scaled_cosines_to_the_proxies():
+    from dfh_lib.nn.losses import CosFaceLoss
+
+    torch.manual_seed(0)
+    loss = CosFaceLoss(4, 3, margin=0.2, scale=16.0)
+    u = torch.randn(5, 4)
+    W = loss.cosface.W  # (D, C)
+    by_hand = torch.stack([torch.stack([16.0 * torch.dot(u[i], W[:, c]) / (u[i].norm() * W[:, c].norm())
+                                        for c in range(3)]) for i in range(5)])
+    torch.testing.assert_close(loss.logits(u), by_hand)
+
+
+def test_cosface_teacher_gives_embeddings_and_scaled_cosine_logits(splits, tiny):
+    teacher = distill.train_teacher(splits, tiny, network="ddh", dim=16, loss="cosface",
+                                    progress=False)
+    embeddings, logits = teacher.targets(splits.train)
+    assert embeddings.shape == (len(splits.train), 16)
+    assert logits.shape == (len(splits.train), splits.train.num_identities)
+    assert logits.abs().max() <= teacher.loss.cosface.scale + 1e-4  # s·cos θ
+    assert teacher.history.config["method"] == "cosface"
+    with pytest.raises(ValueError, match="a teacher's loss must be one of"):
+        distill.train_teacher(splits, tiny, network="ddh", dim=16, loss="dfh", progress=False)
+
+
+def test_centred_similarity_targets_have_zero_mean(splits, tiny):
+    from dfh_lib.experiments.recipe import _stage_loss
+
+    teacher = distill.train_teacher(splits, tiny, network="ddh", dim=16, progress=False)
+    raw, centred = (_stage_loss(Stage("s", distill=Distill(centre=c)), 12, splits, ("final",),
+                                teacher) for c in (False, True))
+    embeddings = teacher.targets(splits.train)[0]
+    torch.testing.assert_close(raw.teacher_embeddings, embeddings)
+    torch.testing.assert_close(centred.teacher_embeddings, embeddings - embeddings.mean(0))
+    assert centred.teacher_embeddings.mean(0).abs().max() < 1e-5
+
+
+def test_teacher_recipe_pairs_each_teacher_with_raw_and_centred_targets():
+    recipe = distill.teacher_recipe()
+    teachers = [s for s in recipe.stages if s.kind == "teacher"]
+    assert [s.name for s in teachers] == [s.name for s in distill.TEACHERS.values()]
+    assert teachers[1].dim == 512 and teachers[1].overrides == {"method": "cosface"}
+    students = [s for s in recipe.stages if s.kind == "hash"]
+    assert students[0].distill is None and students[0].title == distill.NO_KD
+    assert {(s.teacher, s.distill.centre) for s in students[1:]} == {
+        (t.name, c) for t in teachers for c in (False, True)}
+    assert all(s.init_from is None for s in students)  # each from scratch, same seed
+
+
+def test_teacher_comparison_measures_every_student_and_teacher(splits, tiny, tmp_path):
+    rows, aps, teachers = distill.teacher_comparison(splits, (12,), tiny, tmp_path, seeds=(0,))
+    assert list(rows["method"]) == [s.title for s in distill.teacher_recipe().stages
+                                    if s.kind == "hash"]
+    assert sorted(teachers["teacher"]) == sorted(distill.TEACHERS)
+    assert teachers["float_mAP"].between(0, 1).all()
+    for (name, bits, seed), ap in aps.items():
+        assert ap.mean() == pytest.approx(rows[rows.method == name]["mAP"].iloc[0], abs=1e-6)
+    assert (tmp_path / "seed0" / "teacher-cosface").is_dir()

@@ -17,14 +17,15 @@ from torch import nn
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
 from ..nn.losses.baselines import SoftmaxLoss
+from ..nn.losses.embedding import CosFaceLoss
 from ..nn.models import build_model
 from .backbone import shared_backbone
 from .cost import announce
 from .encoding import encode
 from .train import CHECKPOINT, History, TrainConfig, fit
 
-__all__ = ["TEACHER_NETWORK", "TEACHER_FILE", "Teacher", "train_teacher", "fit_teacher",
-           "load_teacher"]
+__all__ = ["TEACHER_NETWORK", "TEACHER_LOSSES", "TEACHER_FILE", "Teacher", "train_teacher",
+           "fit_teacher", "load_teacher"]
 
 #: teacher network, one size up from the student's
 TEACHER_NETWORK = {"ddh": "small_resnet", "small_resnet": "resnet18", "resnet18": "resnet50",
@@ -32,6 +33,10 @@ TEACHER_NETWORK = {"ddh": "small_resnet", "small_resnet": "resnet18", "resnet18"
                    # on the shared face embedding: the same head, real-valued
                    "face_embedding": "face_embedding", "face_embedding_ft": "face_embedding_ft"}
 TEACHER_FILE = "teacher.json"
+#: the teacher's identity loss by name (``TrainConfig.method`` of its run): a
+#: plain softmax classifier, or CosFace's margin on cosines (a float
+#: embedding ranked by cosine, as the students' codes are ranked)
+TEACHER_LOSSES = {"softmax": SoftmaxLoss, "cosface": CosFaceLoss}
 
 
 @dataclass
@@ -39,29 +44,34 @@ class Teacher:
     """A trained, frozen identity network.
 
     ``model``: images -> real embeddings (N, D) (``activation=None``);
-    ``loss``: its :class:`~dfh_lib.nn.losses.SoftmaxLoss`, whose ``classifier``
-    gives the identity logits; ``history``: the training run.
+    ``loss``: its identity loss (:data:`TEACHER_LOSSES`), which gives the
+    identity logits (a softmax classifier's, or CosFace's scaled cosines to
+    its proxies); ``history``: the training run.
     """
 
     model: nn.Module
-    loss: SoftmaxLoss
+    loss: SoftmaxLoss | CosFaceLoss
     history: History
 
     @torch.no_grad()
     def targets(self, data, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
         """``(embeddings (N, D), logits (N, C))`` of ``data`` on the CPU (eval mode)."""
         embeddings = encode(self.model, data, batch_size)
-        classifier = self.loss.classifier
-        logits = classifier(embeddings.to(classifier.weight.device)).cpu()
-        return embeddings, logits
+        device = next(self.loss.parameters()).device
+        if isinstance(self.loss, CosFaceLoss):
+            logits = self.loss.logits(embeddings.to(device))
+        else:
+            logits = self.loss.classifier(embeddings.to(device))
+        return embeddings, logits.cpu()
 
 
 def train_teacher(splits, profile=None, run_dir=None, network: str | None = None,
-                  dim: int = 128, progress: bool = True, **overrides) -> Teacher:
+                  dim: int = 128, loss: str = "softmax", progress: bool = True,
+                  **overrides) -> Teacher:
     """Train (or load, from a finished ``run_dir``) the teacher through
     :func:`~dfh_lib.engine.train.fit`: ``network`` (default one size up from the
     profile's, :data:`TEACHER_NETWORK`: ``small_resnet`` for ``ddh``) with a
-    ``dim``-d real embedding and the ``"softmax"`` identity loss, the
+    ``dim``-d real embedding and the ``loss`` of :data:`TEACHER_LOSSES`, the
     profile's loop settings and step budget (``overrides`` change any
     TrainConfig field); a head on the shared face embedding finds its
     backbone (:func:`~dfh_lib.engine.backbone.shared_backbone`).
@@ -72,16 +82,19 @@ def train_teacher(splits, profile=None, run_dir=None, network: str | None = None
     if network.startswith("face_embedding") and overrides.get("backbone") is None:
         overrides["backbone"] = shared_backbone(splits, profile, progress)
     config = TrainConfig.from_profile(profile, len(splits.train), **{
-        "method": "softmax", "bits": dim, "network": network, **overrides})
+        "method": loss, "bits": dim, "network": network, **overrides})
     return fit_teacher(config, splits, run_dir, progress)
 
 
 def fit_teacher(config, splits, run_dir, progress) -> Teacher:
+    if config.method not in TEACHER_LOSSES:
+        raise ValueError(f"a teacher's loss must be one of {sorted(TEACHER_LOSSES)}; got "
+                         f"{config.method!r}")
     seed_everything(config.seed, config.deterministic)
     model = build_model(config.network, config.bits, image_size=config.image_size,
                         activation=None, **({} if config.backbone is None
                                             else {"backbone": config.backbone}))
-    loss = SoftmaxLoss(config.bits, splits.train.num_identities)
+    loss = TEACHER_LOSSES[config.method](config.bits, splits.train.num_identities)
     announce(run_dir, config, splits)
     history = fit(model, loss, splits, config, run_dir=run_dir, progress=progress)
     if run_dir is not None:  # after fit, which refuses a folder of another config

@@ -25,13 +25,14 @@ from ..nn.losses.distillation import DistillationLoss, MultiHeadLoss
 from ..nn.losses.registry import LOSSES, METHOD_DEFAULTS, has_method
 from ..nn.multihead import FINAL, build_multihead, copy_weights
 from .baselines import run_methods
-from .benchmark import convergence, per_query_ap
+from .benchmark import convergence, evaluate_model, per_query_ap
 from .result import ExperimentResult
 from .runs import TrainedRun, fit_or_load
 
 __all__ = ["Distill", "Stage", "Recipe", "dfh_gans_recipe", "RecipeResult", "run_recipe",
            "ablation_benchmark",
-           "ABLATION", "ablation_recipe", "ablation", "part_dirs", "STAGE_FILE"]
+           "ABLATION", "ablation_recipe", "ablation", "part_dirs", "STAGE_FILE", "TEACHERS",
+           "NO_KD", "teacher_recipe", "teacher_comparison"]
 
 STAGE_FILE = "stage.json"
 
@@ -39,12 +40,19 @@ STAGE_FILE = "stage.json"
 @dataclass(frozen=True)
 class Distill:
     """Distillation settings of a stage: weights of the relational and the
-    soft-target terms, the temperature, the heads distilled (None = all)."""
+    soft-target terms, the temperature, the heads distilled (None = all),
+    and ``centre``: subtract the teacher's mean training embedding before
+    its cosines are taken. A face network's embeddings share a common
+    direction, so its cosines are mostly positive; matched by ±1 codes,
+    whose cosines average 0 when the bits are balanced, they pull every
+    pair of codes together. Centred, they say which faces are *more*
+    alike than average."""
 
     similarity: float = 1.0
     soft: float = 1.0
     temperature: float = 4.0
     heads: tuple[str, ...] | None = None
+    centre: bool = False
 
     def __post_init__(self):
         for name in ("similarity", "soft"):
@@ -328,6 +336,8 @@ def _stage_loss(stage: Stage, bits: int, splits, heads, teacher: Teacher | None)
         return MultiHeadLoss(stage.method, bits, num_classes, heads, **common)
     embeddings, logits = teacher.targets(splits.train)
     d = stage.distill
+    if d.centre:
+        embeddings = embeddings - embeddings.mean(dim=0, keepdim=True)
     return DistillationLoss(stage.method, bits, num_classes, heads, embeddings, logits,
                             similarity_weight=d.similarity, soft_weight=d.soft,
                             temperature=d.temperature, kd_heads=d.heads, **common)
@@ -501,3 +511,59 @@ def ablation_benchmark(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=Non
                                                 "undecided")},
                          **convergence(result.histories[(name, k)])})
     return pd.DataFrame(rows), aps, results
+
+
+# ----------------------------------------------------------------------------
+# which teacher: a comparison at one setting
+# ----------------------------------------------------------------------------
+
+#: teachers compared by :func:`teacher_comparison`, label -> teacher stage: the
+#: recipe's (a softmax identity classifier, 128-d) and a CosFace embedding
+#: (512-d), both a head on the shared face embedding
+TEACHERS = {"softmax, 128-d": Stage("teacher", kind="teacher"),
+            "CosFace, 512-d": Stage("teacher-cosface", kind="teacher", dim=512,
+                                    overrides={"method": "cosface"})}
+NO_KD = "no distillation"
+
+
+def teacher_recipe(heads: Sequence[str] | None = None) -> Recipe:
+    """Both :data:`TEACHERS`, the multi-layer student without distillation,
+    and the same student distilled from each teacher, with raw and with
+    centred similarity targets (:class:`Distill` ``centre``); every student
+    starts from scratch with the same seed, budget and heads."""
+    stages = [*TEACHERS.values(), Stage("heads", heads=heads, label=NO_KD)]
+    for label, teacher in TEACHERS.items():
+        for centre in (False, True):
+            stages.append(Stage(f"student-{teacher.name}" + ("-centred" if centre else ""),
+                                heads=heads, teacher=teacher.name, distill=Distill(centre=centre),
+                                label=f"KD: {label}" + (", centred" if centre else "")))
+    return Recipe(tuple(stages), name="teachers")
+
+
+def teacher_comparison(splits, bits=(12,), profile=None, runs_dir=None, seeds=(0, 1, 2),
+                       heads: Sequence[str] | None = None, progress: bool = False):
+    """:func:`teacher_recipe` once per training seed (folders
+    ``runs_dir/seed<s>``). Returns ``(rows, aps, teachers)``: a row per
+    student, length and seed (``mAP``, ``float_mAP``, ``ratio``, ``P@H<=2``,
+    ``undecided``, convergence), per-query APs keyed ``(row, bits, seed)``
+    for paired differences, and a row per teacher and seed with its float
+    mAP (cosine ranking of its embedding, query vs database)."""
+    profile = get_profile(profile)
+    rows, aps, teachers = [], {}, []
+    names = {stage.name: label for label, stage in TEACHERS.items()}
+    for seed in seeds:
+        folder = None if runs_dir is None else Path(runs_dir) / f"seed{seed}"
+        result = run_recipe(teacher_recipe(heads), splits, bits, profile.with_overrides(seed=seed),
+                            folder, progress=progress)
+        for name, teacher in result.teachers.items():
+            teachers.append({"teacher": names[name], "seed": seed,
+                             "float_mAP": evaluate_model(teacher.model, splits)["float_mAP"]})
+        for row in result.rows:
+            name, k = row["method"], row["bits"]
+            aps[(name, k, seed)] = per_query_ap(*result.codes[(name, k)], splits.query.labels,
+                                                splits.database.labels)
+            rows.append({"method": name, "bits": k, "seed": seed,
+                         **{c: row[c] for c in ("mAP", "float_mAP", "ratio", "P@H<=2",
+                                                "undecided")},
+                         **convergence(result.histories[(name, k)])})
+    return pd.DataFrame(rows), aps, pd.DataFrame(teachers)

@@ -6,10 +6,12 @@ in :mod:`dfh_lib.engine.teacher`, per-head analysis in
 :mod:`dfh_lib.experiments.recipe` and the reproduction in
 :mod:`dfh_lib.experiments.reproduce`."""
 from ...analysis.heads import encode_heads, head_maps, similarity_matrices, teacher_agreement
-from ...engine.teacher import TEACHER_NETWORK, Teacher, load_teacher, train_teacher
-from ...experiments.recipe import (ABLATION, Distill, Recipe, RecipeResult, Stage, ablation,
-                                   ablation_recipe, ablation_benchmark, dfh_gans_recipe,
-                                   run_recipe)
+from ...engine.teacher import (TEACHER_LOSSES, TEACHER_NETWORK, Teacher, load_teacher,
+                               train_teacher)
+from ...experiments.recipe import (ABLATION, NO_KD, TEACHERS, Distill, Recipe, RecipeResult,
+                                   Stage, ablation, ablation_benchmark, ablation_recipe,
+                                   dfh_gans_recipe, run_recipe, teacher_comparison,
+                                   teacher_recipe)
 from ...experiments.reproduce import REPRODUCE_PARTS, gan_augment_fn, reproduce
 from ...nn.losses.distillation import (DistillationLoss, MultiHeadLoss, SimilarityDistillLoss,
                                        SoftTargetLoss)
@@ -21,5 +23,6 @@ __all__ = ["FINAL", "TEACHER_NETWORK", "ABLATION", "MultiHeadHashNet", "build_mu
            "MultiHeadLoss", "DistillationLoss", "Teacher", "train_teacher", "load_teacher",
            "Distill", "Stage", "Recipe", "dfh_gans_recipe", "ablation_recipe", "RecipeResult",
            "run_recipe", "ablation", "ablation_benchmark", "head_maps", "similarity_matrices",
-           "teacher_agreement",
+           "teacher_agreement", "TEACHER_LOSSES", "TEACHERS", "NO_KD", "teacher_recipe",
+           "teacher_comparison",
            "REPRODUCE_PARTS", "reproduce", "gan_augment_fn", "main_reproduce"]

@@ -8,6 +8,8 @@ tables, and as the teacher and identity judge of later chapters.
 """
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml_losses
 
 from ...core.checks import non_negative
@@ -43,6 +45,13 @@ class CosFaceLoss(HashLoss):
 
     def compute(self, u, labels):
         return {"cosface": self.cosface(u, labels)}
+
+    def logits(self, u: torch.Tensor) -> torch.Tensor:
+        """Identity logits s·cos θ_ic (N, C) of embeddings ``u`` (N, D): the
+        scaled cosines to the proxies, without the margin (what a teacher's
+        soft targets are made of)."""
+        W = self.cosface.W  # (D, C)
+        return self.cosface.scale * F.normalize(u, dim=1) @ F.normalize(W, dim=0)
 
     def extra_repr(self) -> str:
         return (f"bits={self.bits}, num_classes={self.num_classes}, "
