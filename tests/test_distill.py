@@ -394,13 +394,13 @@ def test_pretrained_gan_is_the_default_and_edits_once_per_training_set(monkeypat
     calls = []
     _fake_gan(monkeypatch, calls)
     augment_fn, note = distill.gan_augment_fn()
-    assert "shipped stargan-gpu-celeba" in note
+    assert "shipped masked-gan-cpu-celeba" in note
     first, second = ["a"], ["b"]
     assert augment_fn(first) is first and augment_fn(first) is first
     augment_fn(second)
-    assert calls == [(first, ("shipped", "stargan-gpu-celeba"),
+    assert calls == [(first, ("shipped", "masked-gan-cpu-celeba"),
                       ("shipped", "attributes-gpu-celeba")),
-                     (second, ("shipped", "stargan-gpu-celeba"),
+                     (second, ("shipped", "masked-gan-cpu-celeba"),
                       ("shipped", "attributes-gpu-celeba"))]
 
 
@@ -480,6 +480,7 @@ def test_teacher_comparison_measures_every_student_and_teacher(splits, tiny, tmp
                                     if s.kind == "hash"]
     assert sorted(teachers["teacher"]) == sorted(distill.TEACHERS)
     assert teachers["float_mAP"].between(0, 1).all()
+    assert teachers["mean_cosine_other_people"].between(-1, 1).all()
     for (name, bits, seed), ap in aps.items():
         assert ap.mean() == pytest.approx(rows[rows.method == name]["mAP"].iloc[0], abs=1e-6)
     assert (tmp_path / "seed0" / "teacher-cosface").is_dir()

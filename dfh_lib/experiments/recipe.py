@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from ..core.profiles import get_profile
 from ..core.runtime import seed_everything
@@ -547,7 +549,9 @@ def teacher_comparison(splits, bits=(12,), profile=None, runs_dir=None, seeds=(0
     student, length and seed (``mAP``, ``float_mAP``, ``ratio``, ``P@H<=2``,
     ``undecided``, convergence), per-query APs keyed ``(row, bits, seed)``
     for paired differences, and a row per teacher and seed with its float
-    mAP (cosine ranking of its embedding, query vs database)."""
+    mAP (cosine ranking of its embedding, query vs database) and the mean
+    cosine between training faces of different people (> 0: the bias that
+    centring removes)."""
     profile = get_profile(profile)
     rows, aps, teachers = [], {}, []
     names = {stage.name: label for label, stage in TEACHERS.items()}
@@ -556,8 +560,13 @@ def teacher_comparison(splits, bits=(12,), profile=None, runs_dir=None, seeds=(0
         result = run_recipe(teacher_recipe(heads), splits, bits, profile.with_overrides(seed=seed),
                             folder, progress=progress)
         for name, teacher in result.teachers.items():
+            unit = F.normalize(teacher.targets(splits.train)[0], dim=1)
+            cosines = unit @ unit.T
+            other = splits.train.labels[:, None] != splits.train.labels[None, :]
             teachers.append({"teacher": names[name], "seed": seed,
-                             "float_mAP": evaluate_model(teacher.model, splits)["float_mAP"]})
+                             "float_mAP": evaluate_model(teacher.model, splits)["float_mAP"],
+                             "mean_cosine_other_people": float(cosines[torch.from_numpy(other)]
+                                                               .mean())})
         for row in result.rows:
             name, k = row["method"], row["bits"]
             aps[(name, k, seed)] = per_query_ap(*result.codes[(name, k)], splits.query.labels,

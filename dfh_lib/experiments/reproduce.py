@@ -91,7 +91,9 @@ def reproduce(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=None,
     return result
 
 
-PRETRAINED_GAN = ("stargan-gpu-celeba", "attributes-gpu-celeba")  # dfh_lib/pretrained/
+# dfh_lib/pretrained/: the masked editor, which keeps the person (Chapter 5 measures
+# it beside the StarGAN, whose "no change" pass already loses most identities)
+PRETRAINED_GAN = ("masked-gan-cpu-celeba", "attributes-gpu-celeba")
 
 
 def gan_augment_fn(checkpoint="pretrained", classifier=None):
@@ -99,7 +101,7 @@ def gan_augment_fn(checkpoint="pretrained", classifier=None):
     is :func:`~dfh_lib.engine.editing.augment` (one edited copy of every training image,
     1-2 attributes flipped, labelled with its source identity) with
 
-    * ``checkpoint="pretrained"``: the StarGAN shipped with the library
+    * ``checkpoint="pretrained"``: the masked editor shipped with the library
       (:func:`~dfh_lib.engine.gan_training.pretrained`) and, unless ``classifier`` is given,
       the shipped attribute classifier, which predicts the attributes of
       faces that carry none (e.g. LFW);

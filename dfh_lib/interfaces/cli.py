@@ -218,7 +218,7 @@ def main_reproduce(argv=None):
                         help="deep baselines to compare (comma-separated; '' for none)")
     parser.add_argument("--gan-checkpoint", default="pretrained",
                         help="generator for the GAN-augmented fine-tuning: 'pretrained' "
-                        "(the StarGAN shipped in dfh_lib/pretrained, default), a checkpoint "
+                        "(the masked editor shipped in dfh_lib/pretrained, default), a checkpoint "
                         "path (python -m dfh_lib gan train), or 'none'")
     parser.add_argument("--gan-classifier", default=None, help="attribute classifier "
                         "checkpoint, for datasets without attribute labels (e.g. lfw; "
