@@ -520,8 +520,9 @@ def pretrained_evaluation(name: str = "masked-gan-cpu-celeba") -> dict:
     _pretrained_entry(name)
     resource = files("dfh_lib").joinpath("pretrained", name, EVALUATION)
     if not resource.is_file():
-        raise ValueError(f"{name} ships no {EVALUATION}; shipped with one: "
-                         f"{sorted(n for n in PRETRAINED if files('dfh_lib').joinpath('pretrained', n, EVALUATION).is_file())}")
+        with_one = sorted(n for n in PRETRAINED
+                          if files("dfh_lib").joinpath("pretrained", n, EVALUATION).is_file())
+        raise ValueError(f"{name} ships no {EVALUATION}; shipped with one: {with_one}")
     return json.loads(resource.read_text())
 
 

@@ -150,7 +150,8 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
             pool = augment(largest, generator, copies_per_image, seed=seed, framing=framing,
                            classifier=classifier)
             tag = _short_hash(pool.images[len(largest):])  # names the runs of these edits
-            result.gan_train = result.gan_train or pool
+            if result.gan_train is None:
+                result.gan_train = pool
         for k in shots:
             small = low_shot(splits, k, seed)
             for condition in conditions:
@@ -161,20 +162,20 @@ def augmentation_experiment(splits, generator: Generator | None = None, classifi
                     small, train=train, val_database=small.train,
                     description=small.description + f"; + {copies_per_image} GAN edits per image")
                 epochs = max(1, round(images_seen / len(train)))
-                frozen_trunk = {} if backbone is None else {"backbone": str(backbone)}
+                trunk = {} if backbone is None else {"backbone": str(backbone)}
                 if frozen and not classic:
-                    frozen_trunk["views"] = 1
+                    trunk["views"] = 1
                 label = condition if not gan else f"{condition}-{copies_per_image}x{tag}"
-                for k_bits in bits:
+                for length in bits:
                     run = train_or_load(
-                        Variant(label, method), split_k, k_bits, profile,
+                        Variant(label, method), split_k, length, profile,
                         run_folder(runs_dir, f"seed{seed}", f"k{k}"), progress=progress,
                         seed=seed, epochs=epochs, eval_every=max(1, epochs // 10),
-                        augment=classic, **frozen_trunk)
+                        augment=classic, **trunk)
                     numbers = evaluate_run(run, split_k)
-                    key = (condition, k, k_bits, seed)
+                    key = (condition, k, length, seed)
                     result.aps[key] = numbers.pop("ap")
-                    result.rows.append({"condition": condition, "k": k, "bits": k_bits,
+                    result.rows.append({"condition": condition, "k": k, "bits": length,
                                         "seed": seed, **numbers, "train_images": len(train),
                                         "epochs": epochs, "best_epoch": run.history.best_epoch,
                                         "seconds": round(run.seconds, 1)})
