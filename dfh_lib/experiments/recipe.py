@@ -282,6 +282,9 @@ class _Context:
         """What defines a stage's weights: its fields (not label/augment),
         the code length, whether GAN data was used, and its upstream stages."""
         fields_ = {k: v for k, v in asdict(stage).items() if k not in ("label", "augment")}
+        if fields_["distill"] is not None and not fields_["distill"]["centre"]:
+            # added after runs were made: left out at its default, so they still load
+            del fields_["distill"]["centre"]
         upstream = [stage.init_from] + ([stage.teacher] if stage.distill else [])
         names = {s.name for s in self.recipe.stages}
         return {"stage": fields_, "bits": bits, "gan_augmented": self.augmented(stage),
@@ -504,15 +507,24 @@ def ablation_benchmark(splits, bits=(12, 24, 36, 48), profile=None, runs_dir=Non
         seeded = profile.with_overrides(seed=seed)
         result = ablation(splits, bits, seeded, folder, heads, progress)
         results[seed] = result
-        for row in result.rows:  # each row already measured the network it reports
-            name, k = row["method"], row["bits"]
-            aps[(name, k, seed)] = per_query_ap(*result.codes[(name, k)], splits.query.labels,
-                                                splits.database.labels)
-            rows.append({"method": name, "bits": k, "seed": seed, "kept": row.get("kept", True),
-                         **{c: row[c] for c in ("mAP", "float_mAP", "ratio", "P@H<=2",
-                                                "undecided")},
-                         **convergence(result.histories[(name, k)])})
+        rows += _seed_rows(result, splits, seed, aps)
     return pd.DataFrame(rows), aps, results
+
+
+def _seed_rows(result: RecipeResult, splits, seed: int, aps: dict) -> list[dict]:
+    """A row per network of one seed's result, as it was reported (a rejected stage
+    reports the network it started from), with its convergence; its per-query
+    APs go to ``aps[(row, bits, seed)]``."""
+    rows = []
+    for row in result.rows:
+        name, k = row["method"], row["bits"]
+        aps[(name, k, seed)] = per_query_ap(*result.codes[(name, k)], splits.query.labels,
+                                            splits.database.labels)
+        rows.append({"method": name, "bits": k, "seed": seed, "kept": row.get("kept", True),
+                     **{c: row[c] for c in ("mAP", "float_mAP", "ratio", "P@H<=2",
+                                            "undecided")},
+                     **convergence(result.histories[(name, k)])})
+    return rows
 
 
 # ----------------------------------------------------------------------------
@@ -567,12 +579,5 @@ def teacher_comparison(splits, bits=(12,), profile=None, runs_dir=None, seeds=(0
                              "float_mAP": evaluate_model(teacher.model, splits)["float_mAP"],
                              "mean_cosine_other_people": float(cosines[torch.from_numpy(other)]
                                                                .mean())})
-        for row in result.rows:
-            name, k = row["method"], row["bits"]
-            aps[(name, k, seed)] = per_query_ap(*result.codes[(name, k)], splits.query.labels,
-                                                splits.database.labels)
-            rows.append({"method": name, "bits": k, "seed": seed,
-                         **{c: row[c] for c in ("mAP", "float_mAP", "ratio", "P@H<=2",
-                                                "undecided")},
-                         **convergence(result.histories[(name, k)])})
+        rows += _seed_rows(result, splits, seed, aps)
     return pd.DataFrame(rows), aps, pd.DataFrame(teachers)
